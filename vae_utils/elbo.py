@@ -1,0 +1,80 @@
+"""Objectives: the variational lower bound L(theta, phi; x) and its SGVB estimators.
+
+    log p(x) >= L = E_q[log p(x, z) - log q(z|x)]                    (eq. 2-3)
+              = -KL(q(z|x) || p(z)) + E_q[log p(x|z)]                  (eq. 3)
+
+Every function returns one value per datapoint, in nats; average over a batch for
+"nats per datapoint", the unit of the paper's figures. `model` is anything with
+`encode(x) -> (mu, logvar)` and `log_likelihood(x, z) -> log p(x|z)`, e.g. models.VAE.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def kl_to_standard_normal(mu, logvar):
+    """KL(N(mu, diag sigma^2) || N(0, I)), summed over the last dimension.
+
+    Appendix B: -KL = 1/2 sum_j (1 + log sigma_j^2 - mu_j^2 - sigma_j^2).
+    """
+    return -0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(-1)
+
+
+def log_normal(z, mu, logvar):
+    """log N(z; mu, diag exp(logvar)), summed over the last dimension."""
+    return -0.5 * (LOG_2PI + logvar + (z - mu) ** 2 * torch.exp(-logvar)).sum(-1)
+
+
+def log_standard_normal(z):
+    """log N(z; 0, I), summed over the last dimension: the prior log p(z)."""
+    return -0.5 * (LOG_2PI + z**2).sum(-1)
+
+
+def reparameterize(mu, logvar, n_samples: int = 1, generator=None):
+    """z = mu + sigma * eps, eps ~ N(0, I)   (section 2.4): shape (n_samples, *mu.shape).
+
+    The randomness sits in eps, so z is a differentiable function of (mu, logvar).
+    """
+    eps = torch.randn((n_samples, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
+    return mu + torch.exp(0.5 * logvar) * eps
+
+
+def sgvb_a(model, x, n_samples: int = 1, generator=None):
+    """Estimator A (eq. 6): 1/L sum_l [log p(x, z_l) - log q(z_l|x)], z_l ~ q(z|x)."""
+    mu, logvar = model.encode(x)
+    z = reparameterize(mu, logvar, n_samples, generator)
+    log_w = model.log_likelihood(x, z) + log_standard_normal(z) - log_normal(z, mu, logvar)
+    return log_w.mean(0)
+
+
+def sgvb_b(model, x, n_samples: int = 1, generator=None):
+    """Estimator B (eq. 7): -KL(q(z|x) || p(z)) + 1/L sum_l log p(x|z_l).
+
+    The KL is computed exactly (Appendix B), so only the reconstruction term is sampled:
+    it usually has lower variance than estimator A.
+    """
+    mu, logvar = model.encode(x)
+    z = reparameterize(mu, logvar, n_samples, generator)
+    return model.log_likelihood(x, z).mean(0) - kl_to_standard_normal(mu, logvar)
+
+
+def log_weights(model, x, n_samples: int, generator=None):
+    """log w_k = log p(x, z_k) - log q(z_k|x), z_k ~ q(z|x): shape (n_samples, B)."""
+    mu, logvar = model.encode(x)
+    z = reparameterize(mu, logvar, n_samples, generator)
+    return model.log_likelihood(x, z) + log_standard_normal(z) - log_normal(z, mu, logvar)
+
+
+def iwae_bound(model, x, n_samples: int, generator=None):
+    """The importance-weighted bound (Burda et al. 2016): log 1/K sum_k w_k.
+
+    K = 1 gives estimator A with L = 1; it rises with K towards log p(x).
+    """
+    return torch.logsumexp(log_weights(model, x, n_samples, generator), 0) - math.log(n_samples)
+
+
+ESTIMATORS = {"A": sgvb_a, "B": sgvb_b}
