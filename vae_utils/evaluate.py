@@ -9,6 +9,7 @@ expectation is itself a lower bound on log p(x) (Jensen) that rises with K towar
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import torch
 
@@ -26,16 +27,27 @@ def _rows(data) -> torch.Tensor:
     return data
 
 
+@contextmanager
+def _evaluating(model):
+    """Eval mode for an nn.Module, restored afterwards; any other model is left alone."""
+    was_training = getattr(model, "training", False)
+    if isinstance(model, torch.nn.Module):
+        model.eval()
+    try:
+        yield
+    finally:
+        if isinstance(model, torch.nn.Module):
+            model.train(was_training)
+
+
 @torch.no_grad()
 def lower_bound(model, data, batch_size: int = 1000, n_samples: int = 1, estimator: str = "B",
                 seed: int = 0) -> float:
     """The average lower bound per datapoint, in nats (estimator B with L samples by default)."""
     x = _rows(data)
-    was_training = model.training
-    model.eval()
     gen = torch.Generator(device=x.device).manual_seed(seed)
-    total = sum(ESTIMATORS[estimator](model, xb, n_samples, gen).sum() for xb in x.split(batch_size))
-    model.train(was_training)
+    with _evaluating(model):
+        total = sum(ESTIMATORS[estimator](model, xb, n_samples, gen).sum() for xb in x.split(batch_size))
     return total.item() / len(x)
 
 
@@ -50,15 +62,15 @@ def log_likelihood(model, data, n_samples: int = 5000, batch_size: int = 100, ch
     from tqdm.auto import tqdm
 
     x = _rows(data)
-    model.eval()
     gen = torch.Generator(device=x.device).manual_seed(seed)
     out = []
-    for xb in tqdm(x.split(batch_size), disable=not progress, desc="log p(x)"):
-        acc = torch.full((len(xb),), -math.inf, device=x.device)
-        for k0 in range(0, n_samples, chunk):
-            lw = log_weights(model, xb, min(chunk, n_samples - k0), gen)
-            acc = torch.logaddexp(acc, torch.logsumexp(lw, 0))
-        out.append(acc - math.log(n_samples))
+    with _evaluating(model):
+        for xb in tqdm(x.split(batch_size), disable=not progress, desc="log p(x)"):
+            acc = torch.full((len(xb),), -math.inf, device=x.device, dtype=x.dtype)
+            for k0 in range(0, n_samples, chunk):
+                lw = log_weights(model, xb, min(chunk, n_samples - k0), gen)
+                acc = torch.logaddexp(acc, torch.logsumexp(lw, 0))  # running log-sum-exp
+            out.append(acc - math.log(n_samples))  # log-mean-exp over the K weights
     return torch.cat(out)
 
 

@@ -1,0 +1,57 @@
+"""Shared fixtures: small models whose answers are known in closed form."""
+import math
+
+import pytest
+import torch
+
+from vae_utils.elbo import log_normal
+
+
+class ConjugateToy:
+    """A model where everything is exact: p(z) = N(0, I), p(c|z) = N(c; z, I).
+
+    The "observation" c is fixed, so log p(c) = log N(c; 0, 2I) and the posterior is
+    N(c/2, I/2). The encoder returns a chosen (mu, logvar) for every datapoint, and
+    E_q[log p(c|z)] = -d/2 log 2pi - 1/2 (|mu - c|^2 + sum sigma^2).
+    """
+
+    def __init__(self, c, mu, logvar):
+        self.c, self.mu, self.logvar = c, mu, logvar
+
+    def encode(self, x):
+        b = x.shape[0]
+        return self.mu.expand(b, -1), self.logvar.expand(b, -1)
+
+    def log_likelihood(self, x, z):
+        return log_normal(self.c, z, torch.zeros_like(z))
+
+    def exact_log_px(self):
+        d = self.c.numel()
+        return -0.5 * (d * math.log(2 * math.pi * 2) + (self.c**2).sum().item() / 2)
+
+    def exact_elbo(self):
+        d = self.c.numel()
+        rec = -0.5 * (d * math.log(2 * math.pi) + ((self.mu - self.c) ** 2).sum() + self.logvar.exp().sum())
+        kl = -0.5 * (1 + self.logvar - self.mu**2 - self.logvar.exp()).sum()
+        return (rec - kl).item()
+
+
+@pytest.fixture
+def toy():
+    c = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    mu = torch.tensor([0.2, -0.5, 0.0], dtype=torch.float64)
+    logvar = torch.tensor([-0.3, 0.1, -1.0], dtype=torch.float64)
+    return ConjugateToy(c, mu, logvar)
+
+
+@pytest.fixture
+def binary_data():
+    """512 binary 20-pixel 'images' made of two prototypes with noise: easy to learn."""
+    from vae_utils.data import Split
+
+    g = torch.Generator().manual_seed(0)
+    protos = (torch.rand(2, 20, generator=g) > 0.5).float()
+    idx = torch.randint(0, 2, (512,), generator=g)
+    flip = (torch.rand(512, 20, generator=g) < 0.05).float()
+    x = (protos[idx] + flip) % 2
+    return Split(x, idx, (4, 5))
