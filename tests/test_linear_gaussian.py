@@ -1,0 +1,125 @@
+"""The closed-form linear-Gaussian model (pPCA) against torch.distributions and the paper's identities."""
+import math
+
+import pytest
+import torch
+from torch.distributions import MultivariateNormal, Normal
+
+from vae_utils import elbo
+from vae_utils.linear_gaussian import DTYPE, kl_gaussians, kl_to_prior, random_model
+
+
+@pytest.fixture
+def model():
+    return random_model(x_dim=5, z_dim=3, s=0.7, seed=0)
+
+
+@pytest.fixture
+def data(model):
+    x, _ = model.sample(8, generator=torch.Generator().manual_seed(1))
+    return x
+
+
+def random_q(batch, d, seed=2):
+    g = torch.Generator().manual_seed(seed)
+    mu = torch.randn(batch, d, generator=g, dtype=DTYPE)
+    logvar = torch.randn(batch, d, generator=g, dtype=DTYPE) - 1
+    return mu, logvar
+
+
+def test_log_marginal_matches_multivariate_normal(model, data):
+    ref = MultivariateNormal(model.b, model.marginal_cov()).log_prob(data)
+    torch.testing.assert_close(model.log_marginal(data), ref, rtol=0, atol=1e-10)
+
+
+def test_posterior_is_bayes_rule(model, data):
+    """log p(z|x) = log p(x|z) + log p(z) - log p(x) at any z."""
+    m, S = model.posterior(data)
+    z = torch.randn(4, *m.shape, generator=torch.Generator().manual_seed(3), dtype=DTYPE)
+    bayes = model.log_likelihood(data, z) + model.log_prior(z) - model.log_marginal(data)
+    torch.testing.assert_close(MultivariateNormal(m, S).log_prob(z), bayes, rtol=0, atol=1e-10)
+
+
+def test_identity_log_p_equals_kl_plus_elbo(model, data):
+    mu, logvar = random_q(len(data), model.z_dim)
+    lhs = model.log_marginal(data)
+    rhs = model.kl_to_posterior(data, mu, logvar) + model.elbo(data, mu, logvar)
+    assert (lhs - rhs).abs().max() < 1e-10
+
+
+def test_identity_with_full_covariance_q(model, data):
+    g = torch.Generator().manual_seed(4)
+    A = torch.randn(model.z_dim, model.z_dim, generator=g, dtype=DTYPE)
+    cov = A @ A.T + 0.1 * torch.eye(model.z_dim, dtype=DTYPE)
+    mu = torch.randn(len(data), model.z_dim, generator=g, dtype=DTYPE)
+    rhs = model.kl_to_posterior(data, mu, cov=cov) + model.elbo(data, mu, cov=cov)
+    assert (model.log_marginal(data) - rhs).abs().max() < 1e-10
+
+
+def test_eq2_and_eq3_agree(model, data):
+    mu, logvar = random_q(len(data), model.z_dim)
+    assert (model.elbo(data, mu, logvar) - model.elbo_eq2(data, mu, logvar)).abs().max() < 1e-10
+
+
+def test_elbo_is_log_p_exactly_at_the_posterior_and_below_elsewhere(model, data):
+    m, S = model.posterior(data)
+    assert (model.elbo(data, m, cov=S) - model.log_marginal(data)).abs().max() < 1e-10
+    assert model.kl_to_posterior(data, m, cov=S).abs().max() < 1e-10
+    for seed in range(5):
+        mu, logvar = random_q(len(data), model.z_dim, seed)
+        assert (model.elbo(data, mu, logvar) < model.log_marginal(data)).all()
+
+
+def test_kl_functions_match_torch_distributions(model):
+    mu, logvar = random_q(6, model.z_dim)
+    q = Normal(mu, (0.5 * logvar).exp())
+    ref = torch.distributions.kl_divergence(q, Normal(0.0, 1.0)).sum(-1)
+    torch.testing.assert_close(kl_to_prior(mu, logvar), ref, rtol=0, atol=1e-12)
+    torch.testing.assert_close(elbo.kl_to_standard_normal(mu, logvar), ref, rtol=0, atol=1e-12)
+    cov_q = torch.diag_embed(logvar.exp())
+    cov_p = torch.tensor([[1.0, 0.3, 0.0], [0.3, 2.0, 0.1], [0.0, 0.1, 0.5]], dtype=DTYPE)
+    mu_p = torch.tensor([0.1, -0.2, 0.3], dtype=DTYPE)
+    ref = torch.distributions.kl_divergence(MultivariateNormal(mu, cov_q), MultivariateNormal(mu_p, cov_p))
+    torch.testing.assert_close(kl_gaussians(mu, cov_q, mu_p, cov_p), ref, rtol=0, atol=1e-10)
+
+
+def test_expected_log_likelihood_matches_monte_carlo(model, data):
+    mu, logvar = random_q(len(data), model.z_dim)
+    z = elbo.reparameterize(mu, logvar, 200_000, generator=torch.Generator().manual_seed(5))
+    ll = model.log_likelihood(data, z)
+    se = ll.std(0) / math.sqrt(len(z))
+    assert ((ll.mean(0) - model.expected_log_likelihood(data, mu, logvar)).abs() < 4 * se).all()
+
+
+@pytest.mark.parametrize("estimator", ["A", "B"])
+def test_sgvb_estimators_are_unbiased_for_the_exact_elbo(model, data, estimator):
+    mu, logvar = random_q(len(data), model.z_dim)
+    n = 20_000  # n independent single-sample (L = 1) estimates per datapoint, in one batch
+    m = model.with_q(mu.repeat(n, 1), logvar.repeat(n, 1))
+    g = torch.Generator().manual_seed(6)
+    draws = elbo.ESTIMATORS[estimator](m, data.repeat(n, 1), 1, g).view(n, len(data))
+    se = draws.std(0) / math.sqrt(len(draws))
+    assert ((draws.mean(0) - model.elbo(data, mu, logvar)).abs() < 4 * se).all()
+
+
+def test_estimator_a_has_zero_variance_at_the_exact_posterior():
+    model = random_model(x_dim=4, z_dim=1, s=0.5, seed=0)  # d = 1: the posterior is diagonal
+    x, _ = model.sample(3, generator=torch.Generator().manual_seed(0))
+    draws = elbo.sgvb_a(model, x, 1000, generator=torch.Generator().manual_seed(1))  # encode = posterior
+    assert (draws - model.log_marginal(x)).abs().max() < 1e-10
+
+
+def test_iwae_bound_approaches_log_p():
+    model = random_model(x_dim=4, z_dim=2, s=0.5, seed=0)
+    x, _ = model.sample(4, generator=torch.Generator().manual_seed(0))
+    m = model.with_q(torch.zeros(2, dtype=DTYPE), torch.zeros(2, dtype=DTYPE))  # q = prior, a poor q
+    g = torch.Generator().manual_seed(1)
+    gap = lambda k: (model.log_marginal(x) - torch.stack([elbo.iwae_bound(m, x, k, g) for _ in range(20)]).mean(0)).mean()
+    assert gap(1) > gap(30) > gap(1000) > -0.05
+
+
+def test_encode_shapes(model, data):
+    mu, logvar = model.encode(data)
+    assert mu.shape == logvar.shape == (len(data), model.z_dim)
+    mu, logvar = model.with_q([0.0, 1.0, 2.0], [0.0, 0.0, 0.0]).encode(data)
+    assert mu.shape == (len(data), model.z_dim) and (mu[:, 2] == 2).all()

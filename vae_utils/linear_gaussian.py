@@ -1,0 +1,182 @@
+"""A latent-variable model where everything is closed-form: probabilistic PCA.
+
+    prior       p(z)   = N(z; 0, I_d)
+    likelihood  p(x|z) = N(x; W z + b, s^2 I_D)
+    marginal    p(x)   = N(x; b, W W^T + s^2 I_D)
+    posterior   p(z|x) = N(z; m, S),  S = (I + W^T W / s^2)^-1,  m = S W^T (x - b) / s^2
+
+For a Gaussian q(z|x) = N(mu, C) the ELBO (eq. 2-3 of the paper) and KL(q || p(z|x)) are
+closed-form too, so every identity of the paper can be checked to machine precision:
+
+    log p(x) = KL(q(z|x) || p(z|x)) + L(q; x)                          (eq. 1)
+
+`LinearGaussian` also has `encode(x) -> (mu, logvar)` and `log_likelihood(x, z)`, so the
+SGVB estimators of vae_utils.elbo (sgvb_a, sgvb_b, iwae_bound) run on it unchanged.
+Everything is float64. q is given as (mu, logvar) for a diagonal covariance, or as
+(mu, cov=C) for a full one; mu is (..., d), C is (d, d) or (..., d, d).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import torch
+
+from .elbo import log_normal
+
+LOG_2PI = math.log(2 * math.pi)
+DTYPE = torch.float64
+
+
+def _cov(logvar=None, cov=None):
+    """A full covariance from either a diagonal log-variance or a full matrix."""
+    if (logvar is None) == (cov is None):
+        raise ValueError("give exactly one of logvar (diagonal q) or cov (full q)")
+    return torch.diag_embed(logvar.exp()) if cov is None else cov
+
+
+def _trace(a):
+    return a.diagonal(dim1=-2, dim2=-1).sum(-1)
+
+
+def kl_gaussians(mu_q, cov_q, mu_p, cov_p):
+    """KL(N(mu_q, cov_q) || N(mu_p, cov_p)), both full covariances:
+
+        1/2 [ tr(P^-1 Q) + (mu_p - mu_q)^T P^-1 (mu_p - mu_q) - d + log det P - log det Q ]
+    """
+    d = mu_q.shape[-1]
+    chol_p = torch.linalg.cholesky(cov_p)
+    p_inv_q = torch.cholesky_solve(cov_q, chol_p)
+    diff = (mu_p - mu_q).unsqueeze(-1)
+    maha = (diff * torch.cholesky_solve(diff, chol_p)).sum((-2, -1))
+    return 0.5 * (_trace(p_inv_q) + maha - d + torch.logdet(cov_p) - torch.logdet(cov_q))
+
+
+def kl_to_prior(mu, logvar=None, *, cov=None):
+    """KL(q || N(0, I)) = 1/2 [ tr C + mu^T mu - d - log det C ]   (Appendix B when C is diagonal)."""
+    C = _cov(logvar, cov)
+    return 0.5 * (_trace(C) + (mu**2).sum(-1) - mu.shape[-1] - torch.logdet(C))
+
+
+def entropy(logvar=None, *, cov=None):
+    """H[q] = -E_q[log q(z)] = 1/2 [ d log(2 pi e) + log det C ]."""
+    C = _cov(logvar, cov)
+    return 0.5 * (C.shape[-1] * (LOG_2PI + 1) + torch.logdet(C))
+
+
+@dataclass(frozen=True)
+class LinearGaussian:
+    """z ~ N(0, I_d), x|z ~ N(W z + b, s^2 I_D); W is (D, d), b is (D,), s > 0.
+
+    `q_mu`, `q_logvar` (optional, each (d,) or (B, d)) fix the q that `encode` returns;
+    without them `encode` returns the exact posterior's mean and diagonal variance
+    (which is the exact posterior itself when W^T W is diagonal, e.g. d = 1).
+    """
+
+    W: torch.Tensor
+    b: torch.Tensor
+    s: float
+    q_mu: torch.Tensor | None = None
+    q_logvar: torch.Tensor | None = None
+
+    @property
+    def x_dim(self) -> int:
+        return self.W.shape[0]
+
+    @property
+    def z_dim(self) -> int:
+        return self.W.shape[1]
+
+    # --- the generative model -------------------------------------------------------
+    def sample(self, n: int, generator=None):
+        """(x, z): n draws of z ~ p(z), then x ~ p(x|z); shapes (n, D) and (n, d)."""
+        z = torch.randn(n, self.z_dim, generator=generator, dtype=DTYPE)
+        eps = torch.randn(n, self.x_dim, generator=generator, dtype=DTYPE)
+        return z @ self.W.T + self.b + self.s * eps, z
+
+    def log_likelihood(self, x, z):
+        """log p(x|z) = log N(x; W z + b, s^2 I), for x (B, D) and z (..., B, d): shape (..., B)."""
+        logvar = torch.full_like(x, 2 * math.log(self.s))
+        return log_normal(x, z @ self.W.T + self.b, logvar)
+
+    def log_prior(self, z):
+        """log p(z) = log N(z; 0, I)."""
+        return -0.5 * (LOG_2PI + z**2).sum(-1)
+
+    def marginal_cov(self):
+        """Cov[x] = W W^T + s^2 I: the marginal p(x) = int p(x|z) p(z) dz is N(b, W W^T + s^2 I)."""
+        return self.W @ self.W.T + self.s**2 * torch.eye(self.x_dim, dtype=DTYPE)
+
+    def log_marginal(self, x):
+        """Exact log p(x) = -1/2 [ D log 2 pi + log det K + (x - b)^T K^-1 (x - b) ],  K = W W^T + s^2 I.
+
+        Computed with the Cholesky factor K = L L^T: log det K = 2 sum log L_ii, and
+        (x - b)^T K^-1 (x - b) = |r|^2 with L r = x - b.
+        """
+        chol = torch.linalg.cholesky(self.marginal_cov())
+        r = torch.linalg.solve_triangular(chol, (x - self.b).unsqueeze(-1), upper=False).squeeze(-1)
+        logdet = 2 * chol.diagonal().log().sum()
+        return -0.5 * (self.x_dim * LOG_2PI + logdet + (r**2).sum(-1))
+
+    def posterior(self, x):
+        """Exact p(z|x) = N(m, S): S = (I + W^T W / s^2)^-1, m = S W^T (x - b) / s^2.
+
+        Returns (m, S): m is (..., d); S is (d, d), the same for every x.
+        """
+        S = torch.linalg.inv(torch.eye(self.z_dim, dtype=DTYPE) + self.W.T @ self.W / self.s**2)
+        m = (x - self.b) @ self.W @ S / self.s**2  # S is symmetric, so (S W^T r)^T = r^T W S
+        return m, S
+
+    # --- the ELBO of a Gaussian q(z|x) = N(mu, C), all closed-form -------------------
+    def expected_log_likelihood(self, x, mu, logvar=None, *, cov=None):
+        """E_q[log p(x|z)] = -D/2 log(2 pi s^2) - ( |x - W mu - b|^2 + tr(W C W^T) ) / (2 s^2).
+
+        The "reconstruction" term of eq. 3: a negative squared error between x and the
+        decoded mean W mu + b, plus the spread tr(W C W^T) that q's noise adds to it.
+        """
+        C = _cov(logvar, cov)
+        sq_err = ((x - mu @ self.W.T - self.b) ** 2).sum(-1)
+        spread = _trace(self.W @ C @ self.W.T)
+        return -0.5 * self.x_dim * math.log(2 * math.pi * self.s**2) - (sq_err + spread) / (2 * self.s**2)
+
+    def expected_log_joint(self, x, mu, logvar=None, *, cov=None):
+        """E_q[log p(x, z)] = E_q[log p(x|z)] + E_q[log p(z)],  E_q[log p(z)] = -1/2 [d log 2 pi + tr C + |mu|^2]."""
+        C = _cov(logvar, cov)
+        e_log_prior = -0.5 * (self.z_dim * LOG_2PI + _trace(C) + (mu**2).sum(-1))
+        return self.expected_log_likelihood(x, mu, cov=C) + e_log_prior
+
+    def elbo(self, x, mu, logvar=None, *, cov=None):
+        """L(q; x) = -KL(q(z|x) || p(z)) + E_q[log p(x|z)]   (eq. 3), exactly."""
+        C = _cov(logvar, cov)
+        return self.expected_log_likelihood(x, mu, cov=C) - kl_to_prior(mu, cov=C)
+
+    def elbo_eq2(self, x, mu, logvar=None, *, cov=None):
+        """L(q; x) = E_q[log p(x, z) - log q(z|x)] = E_q[log p(x, z)] + H[q]   (eq. 2), exactly."""
+        C = _cov(logvar, cov)
+        return self.expected_log_joint(x, mu, cov=C) + entropy(cov=C)
+
+    def kl_to_posterior(self, x, mu, logvar=None, *, cov=None):
+        """KL(q(z|x) || p(z|x)): the gap log p(x) - L(q; x), from the two Gaussians directly."""
+        m, S = self.posterior(x)
+        return kl_gaussians(mu, _cov(logvar, cov), m, S)
+
+    # --- the interface of vae_utils.elbo ----------------------------------------------
+    def encode(self, x):
+        """(mu, logvar) of q(z|x), each (B, d): the fixed q if given, else the posterior's diagonal."""
+        shape = (*x.shape[:-1], self.z_dim)
+        if self.q_mu is not None:
+            return self.q_mu.expand(shape), self.q_logvar.expand(shape)
+        m, S = self.posterior(x)
+        return m, S.diagonal().log().expand(shape)
+
+    def with_q(self, mu, logvar):
+        """A copy whose `encode` returns q = N(mu, diag exp(logvar)) for every x."""
+        return replace(self, q_mu=torch.as_tensor(mu, dtype=DTYPE), q_logvar=torch.as_tensor(logvar, dtype=DTYPE))
+
+
+def random_model(x_dim: int, z_dim: int, s: float = 0.5, seed: int = 0) -> LinearGaussian:
+    """A LinearGaussian with W, b ~ N(0, 1) entries, drawn from a fixed seed."""
+    g = torch.Generator().manual_seed(seed)
+    W = torch.randn(x_dim, z_dim, generator=g, dtype=DTYPE)
+    b = torch.randn(x_dim, generator=g, dtype=DTYPE)
+    return LinearGaussian(W, b, s)
