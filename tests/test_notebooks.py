@@ -1,0 +1,47 @@
+"""House rules every notebook keeps (nbval runs them; this checks what readers see on GitHub)."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+SETUP = '''# Setup: on Colab, install vae_utils from the repository; elsewhere this does nothing.
+REPO_URL = "https://github.com/aevb-tutorial/aevb-tutorial"
+import sys
+if "google.colab" in sys.modules:
+    %pip install -q "vae_utils @ git+{REPO_URL}"'''
+
+
+def _cells(path):
+    return json.loads(path.read_text())["cells"]
+
+
+def _src(cell):
+    return "".join(cell["source"])
+
+
+def test_the_series_starts_at_00():
+    assert NOTEBOOKS and NOTEBOOKS[0].name == "00_setup.ipynb"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_opens_with_badge_time_and_setup_cell(path):
+    first, second = _cells(path)[:2]
+    assert first["cell_type"] == "markdown"
+    assert f"colab.research.google.com/github/aevb-tutorial/aevb-tutorial/blob/main/notebooks/{path.name}" in _src(first)
+    assert re.search(r"\*\*Time:\*\*.*CPU", _src(first)), "say how long it takes on a CPU"
+    assert re.search(r"What you will learn", _src(first))
+    assert second["cell_type"] == "code" and _src(second).strip() == SETUP
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_executed_in_order_without_errors(path):
+    code = [c for c in _cells(path) if c["cell_type"] == "code" and _src(c).strip()]
+    counts = [c["execution_count"] for c in code]
+    assert counts == list(range(1, len(code) + 1)), "run Kernel > Restart & Run All before committing"
+    for c in code:
+        for out in c["outputs"]:
+            assert out["output_type"] != "error", f"an error is committed: {out.get('ename')}"
+            assert not re.search(r"/(work|tmp|root|home)/", json.dumps(out)), "an output shows a local path"
+    assert path.stat().st_size < 3_000_000, "shrink the figures"
