@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
+import numbers
 import os
 import tempfile
 import urllib.error
@@ -144,25 +146,43 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def _reason(e: Exception) -> str:
+    """A short, readable reason for a failed download."""
+    if isinstance(e, urllib.error.HTTPError):
+        e.close()  # it holds the error page's open response
+        return f"HTTP {e.code} {e.reason}"
+    if isinstance(e, urllib.error.URLError):
+        return str(e.reason)
+    return str(e) or type(e).__name__
+
+
 def fetch(res: Resource, progress: bool = True) -> Path:
-    """Return the path of a verified local copy of `res`, downloading it if needed."""
+    """Return the path of a verified local copy of `res`, downloading it if needed.
+
+    A bad cached file (edited by hand?) is replaced only once a good copy has arrived.
+    """
     path = data_dir() / res.folder / res.stored_name
-    if path.exists():
+    if path.is_file():
         data = path.read_bytes()
         if len(data) == res.size and _sha256(data) == res.sha256:
             return path
-        path.unlink()  # a bad cached file (changed by hand?): fetch a good one
     errors = []
     for url in urls_for(res):
         try:
             data = _decode(res, _download(url, progress))
-        except (urllib.error.URLError, OSError, DataError) as e:  # HTTPError is a URLError
-            errors.append(f"  {url}: {getattr(e, 'reason', None) or e}")
+        except (OSError, http.client.HTTPException, ValueError, DataError) as e:
+            # OSError covers URLError, HTTPError, timeouts and refused connections;
+            # ValueError is a malformed URL in VAE_UTILS_MIRRORS
+            errors.append(f"  {url}: {_reason(e)}")
             continue
         _atomic_write(path, data)
         return path
+    expected = f"{res.size} bytes with sha256 {res.sha256}"
+    if res.name.endswith(".gz"):
+        expected += " once decompressed"
     raise DataError(
-        f"could not get a good copy of {res.name} ({res.folder}); every source failed:\n"
+        f"could not get a good copy of {res.name} ({res.folder}: expected {expected}); "
+        "every source failed:\n"
         + "\n".join(errors)
         + f"\nNothing was written to {path.parent}. Check your internet connection and try "
         "again; or download the file yourself from one of the URLs above and put it "
@@ -225,6 +245,8 @@ def load_mnist(binarize: str = "none", validation: int = 0, device="cpu", seed: 
     """
     if binarize not in BINARIZE:
         raise ValueError(f"binarize={binarize!r}; choose one of {BINARIZE}")
+    if not isinstance(validation, numbers.Integral) or not 0 <= validation < 60000:
+        raise ValueError(f"validation={validation!r} must be an integer in [0, 60000)")
     arrays = {}
     for key, res in MNIST.items():
         n = 60000 if key.startswith("train") else 10000
@@ -258,12 +280,12 @@ def load_frey(test: int = 200, device="cpu", seed: int = 0, progress: bool = Tru
     """
     import scipy.io
 
+    if not isinstance(test, numbers.Integral) or not 0 <= test < 1965:
+        raise ValueError(f"test={test!r} must be an integer in [0, 1965)")
     ff = scipy.io.loadmat(fetch(FREY, progress))["ff"]  # (560, 1965) uint8, a frame a column
     if ff.shape != (560, 1965):
         raise DataError(f"frey_rawface.mat holds ff of shape {ff.shape}, expected (560, 1965)")
     x = torch.from_numpy(ff.T.astype(np.float32) / 255.0)
-    if not 0 <= test < len(x):
-        raise ValueError(f"test={test} must be in [0, {len(x)})")
     perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     out = {"train": Split(x[perm[test:]].to(device), None, (28, 20))}
     if test:
