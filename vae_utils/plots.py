@@ -28,3 +28,112 @@ def show_images(images, nrow: int | None = None, title: str | None = None, ax=No
     if title:
         ax.set_title(title)
     return ax
+
+
+def plot_bounds(histories: dict, ax=None, train: bool = True, test: bool = True,
+                title: str | None = None, ylim=None):
+    """The lower bound (nats per datapoint) against training samples evaluated, log x-axis.
+
+    As the paper's Figures 2 and 3: one colour per run, the test bound solid and the train
+    bound dashed. `histories` maps a label to a train.History (or anything with .samples,
+    .train and .test lists).
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (label, h) in enumerate(histories.items()):
+        c = colors[i % len(colors)]
+        if test:
+            ax.plot(h.samples, h.test, "-", color=c, label=f"{label} (test)")
+        if train:
+            ax.plot(h.samples, h.train, "--", color=c, label=f"{label} (train)" if test else label)
+    ax.set_xscale("log")
+    ax.set_xlabel("# training samples evaluated")
+    ax.set_ylabel("lower bound L (nats per datapoint)")
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_kl_per_dimension(kl, ax=None, threshold: float = 0.01, title: str | None = None):
+    """Bars of the average KL(q(z_j|x) || p(z_j)) of each latent unit j, in nats.
+
+    Units above `threshold` (a dotted line) are "active": the encoder uses them.
+    """
+    kl = kl.detach().cpu().numpy() if isinstance(kl, torch.Tensor) else np.asarray(kl)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 2.5))
+    order = np.argsort(kl)[::-1]
+    ax.bar(np.arange(len(kl)), kl[order], width=1.0, color="C0")
+    ax.axhline(threshold, color="k", ls=":", lw=1)
+    ax.set_yscale("symlog", linthresh=threshold)
+    ax.set_xlabel("latent unit (sorted by KL)")
+    ax.set_ylabel("KL (nats)")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def latent_grid(n: int = 20) -> np.ndarray:
+    """An (n*n, 2) grid of latent values: a regular grid on the unit square mapped through the
+    inverse Gaussian CDF (the paper's Figure 4). Row-major, z2 decreasing down the rows and
+    z1 increasing along them, so that tiling the decoded images matches a plot's axes.
+
+    The unit square is sampled at cell centres (i + 0.5) / n, which avoids Phi^-1(0) = -inf.
+    """
+    from scipy.stats import norm
+
+    u = (np.arange(n) + 0.5) / n
+    z = norm.ppf(u)
+    z1, z2 = np.meshgrid(z, z[::-1])
+    return np.stack([z1.ravel(), z2.ravel()], axis=1).astype(np.float32)
+
+
+@torch.no_grad()
+def decode_grid(model, n: int = 20, image_shape=(28, 28)) -> np.ndarray:
+    """Decode latent_grid(n) with a 2-D model: (n*n, H, W) mean images in [0, 1]."""
+    p = next(model.parameters())
+    z = torch.from_numpy(latent_grid(n)).to(p.device, p.dtype)
+    return model.mean(z).reshape(-1, *image_shape).cpu().numpy()
+
+
+def show_manifold(model, n: int = 20, image_shape=(28, 28), ax=None, title: str | None = None,
+                  size: float = 6):
+    """The learned 2-D manifold as one image (the paper's Figure 4b)."""
+    return show_images(decode_grid(model, n, image_shape), nrow=n, title=title, ax=ax, size=size)
+
+
+def latent_scatter(mu, labels, ax=None, std=None, highlight=(), max_points: int | None = None,
+                   title: str | None = None, size: float = 6):
+    """Posterior means of a 2-D latent space as a seaborn scatter coloured by digit.
+
+    std: posterior standard deviations (N, 2); for the points in `highlight` (indices) an
+    ellipse of one standard deviation is drawn around the mean.
+    """
+    import seaborn as sns
+    from matplotlib.patches import Ellipse
+
+    mu = mu.detach().cpu().numpy() if isinstance(mu, torch.Tensor) else np.asarray(mu)
+    labels = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    if max_points is not None:
+        mu, labels = mu[:max_points], labels[:max_points]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(size, size))
+    sns.scatterplot(x=mu[:, 0], y=mu[:, 1], hue=labels, palette="tab10", s=6, linewidth=0,
+                    alpha=0.7, legend="full", ax=ax)
+    if std is not None:
+        std = std.detach().cpu().numpy() if isinstance(std, torch.Tensor) else np.asarray(std)
+        for i in highlight:
+            ax.add_patch(Ellipse(mu[i], 2 * std[i, 0], 2 * std[i, 1], fill=False, color="k", lw=1.5))
+            ax.plot(*mu[i], "k+", ms=8)
+    ax.set_xlabel("$z_1$")
+    ax.set_ylabel("$z_2$")
+    ax.set_aspect("equal")
+    ax.legend(title="digit", markerscale=2, fontsize="small", loc="upper right")
+    if title:
+        ax.set_title(title)
+    return ax
