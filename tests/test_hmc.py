@@ -132,3 +132,16 @@ def test_importance_log_weights_are_those_of_elbo(ppca):
     g = torch.Generator().manual_seed(4)
     b = torch.cat([log_weights(model, x, n, g) for n in (7, 7, 7, 7, 2)])
     torch.testing.assert_close(a, b)
+
+
+def test_fitted_proposal_is_exact_when_it_is_the_posterior(ppca):
+    """With q_F = p(z|x) every weight p(x, z) / q_F(z) equals p(x): zero variance."""
+    model, x = ppca
+    m, S = model.posterior(x)
+    chol = torch.linalg.cholesky(S).expand(8, 3, 3)
+    est = marginal.fitted_proposal_log_px(model, x, m, chol, 10, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(est, model.log_marginal(x))
+    z, _ = hmc.posterior_samples(model, x, 400, 20, 100, generator=torch.Generator().manual_seed(1))
+    est = marginal.fitted_proposal_log_px(model, x, *marginal.fit_gaussian(z), 2000,
+                                          torch.Generator().manual_seed(2))
+    assert (est - model.log_marginal(x)).abs().max() < 0.02

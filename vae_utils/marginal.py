@@ -98,3 +98,18 @@ def appendix_d_log_px(model, x, n_samples: int = 100, n_chains: int = 10, burn_i
     with torch.no_grad():
         log_ratio = log_gaussian(z_new, mean, chol) - hmc.log_joint(model, x, z_new)
     return -log_mean_exp(log_ratio, 0)
+
+
+@torch.no_grad()
+def fitted_proposal_log_px(model, x, mean, chol, n_samples: int = 1000, generator=None):
+    """Importance sampling with a fitted Gaussian q_F = N(mean, chol chol^T) as the proposal, shape (B,).
+
+        log p(x) ~= log 1/K sum_k p(x, z_k) / q_F(z_k),   z_k ~ q_F
+
+    A second opinion on Appendix D that uses the same q_F the other way round: q_F now
+    proposes instead of weighting posterior samples, so the estimate is a stochastic lower
+    bound again, tight when q_F is close to the posterior (exact when q_F is the posterior).
+    """
+    eps = torch.randn((n_samples, *mean.shape, 1), generator=generator, dtype=mean.dtype, device=mean.device)
+    z = mean + (chol @ eps).squeeze(-1)
+    return log_mean_exp(hmc.log_joint(model, x, z) - log_gaussian(z, mean, chol), 0)
