@@ -97,11 +97,13 @@ def fit_or_load(name: str, algorithm: str, model_config: VAEConfig, config: Trai
     return model, history
 
 
-def marginal_curve(model: VAE, history: History, x, generator=None, **appendix_d) -> list[float]:
-    """The Appendix D estimate of log p(x), averaged over the rows of x, at every snapshot."""
+def marginal_curve(model: VAE, history: History, x, generator=None, **appendix_d) -> torch.Tensor:
+    """The Appendix D estimate of log p(x) for every row of x at every snapshot: (snapshots, B).
+
+    The model is left holding the weights of the last snapshot.
+    """
     curve = []
     for s in history.samples:
         model.load_state_dict(history.snapshots[s])
-        curve.append(marginal.appendix_d_log_px(model, x, generator=generator, **appendix_d).mean().item())
-    model.load_state_dict(history.snapshots[history.samples[-1]])
-    return curve
+        curve.append(marginal.appendix_d_log_px(model, x, generator=generator, **appendix_d))
+    return torch.stack(curve)

@@ -80,24 +80,29 @@ def log_gaussian(z, mean, chol):
     return -0.5 * (z.shape[-1] * LOG_2PI + logdet + (r.squeeze(-1) ** 2).sum(-1))
 
 
+@torch.no_grad()
+def appendix_d_from_samples(model, x, mean, chol, z):
+    """Step 3 of Appendix D: log p(x) ~= -log 1/L sum_l q_F(z_l) / (p(z_l) p(x|z_l)), shape (B,).
+
+    z (L, B, d): posterior samples drawn after (and apart from) those q_F = N(mean, chol chol^T)
+    was fitted to.
+    """
+    return -log_mean_exp(log_gaussian(z, mean, chol) - hmc.log_joint(model, x, z), 0)
+
+
 def appendix_d_log_px(model, x, n_samples: int = 100, n_chains: int = 10, burn_in: int = 100,
                       n_leapfrog: int = 10, generator=None):
     """The paper's marginal-likelihood estimator (Appendix D): log p(x) per datapoint, shape (B,).
 
-    Runs HMC on p(z|x), fits q_F to the first n_samples draws, then plugs the next
-    n_samples draws of the same chains into
-
-        log p(x) ~= -log 1/L sum_l q_F(z_l) / p(x, z_l)      (Appendix D, step 3)
+    Step 1: HMC on p(z|x), n_samples draws; step 2: fit q_F to them; step 3: n_samples
+    further draws of the same chains go into `appendix_d_from_samples`.
     """
     z, chains = hmc.posterior_samples(model, x, n_samples, n_chains, burn_in, n_leapfrog,
-                                      generator=generator)
+                                      generator=generator)  # step 1
     mean, chol = fit_gaussian(z)  # step 2: the density estimator q_F
     _, z_new = hmc.run(model, x, chains, n_samples // n_chains, n_leapfrog, adapt=False,
                        generator=generator)  # step 3: L new posterior samples
-    z_new = z_new.reshape(n_samples, *z_new.shape[2:])
-    with torch.no_grad():
-        log_ratio = log_gaussian(z_new, mean, chol) - hmc.log_joint(model, x, z_new)
-    return -log_mean_exp(log_ratio, 0)
+    return appendix_d_from_samples(model, x, mean, chol, z_new.flatten(0, 1))
 
 
 @torch.no_grad()
