@@ -1,0 +1,176 @@
+"""The likelihood record: Burda et al.'s one-layer VAE, test -log p(x) with k = 5000.
+
+    python benchmarks/likelihood_record.py                     # 10 minutes, evaluation included
+    python benchmarks/likelihood_record.py --train-minutes 10  # train 10 min, then evaluate
+    python benchmarks/likelihood_record.py --minutes 120       # the full budget
+    python benchmarks/likelihood_record.py --minutes 2 --eval-subset 500 --k 500   # a check
+
+The model is the VAE row of Burda, Grosse & Salakhutdinov, "Importance Weighted
+Autoencoders" (ICLR 2016), Table 1, one stochastic layer, k = 1: encoder 784-200-200-(50+50),
+decoder 50-200-200-784 Bernoulli, tanh, trained with Adam on dynamically binarized MNIST
+(every minibatch redrawn, x ~ Bernoulli(grey levels)). Their test -log p(x) is 86.76 nats,
+after 3,280 epochs of batch 20 and a decaying learning rate, estimated with k = 5000
+importance samples on the 10,000 test digits (binarized once, here with a fixed seed):
+
+    log p(x) ~= log 1/k sum_k p(x, z_k) / q(z_k|x),   z_k ~ q(z|x)
+
+Everything goes through vae_utils: load_mnist(binarize="dynamic"), train() for Algorithm 1
+(estimator B, L = 1) and evaluate.log_likelihood / lower_bound for the numbers.
+
+How the budget is split. --minutes is the whole run, evaluation included. Before training,
+the k-sample evaluation is timed on 50 test digits and scaled to the evaluation set (with a
+10% margin); training gets what is left, (minutes - loading - evaluation estimate), at least
+one minute. --train-minutes instead fixes the training time and lets the evaluation take
+what it takes (both times are printed). On a 2-core CPU the evaluation is the problem: k =
+5000 on 10,000 digits is 5 * 10^7 decoder passes, about 2 * 10^13 FLOP, so 7 minutes even
+at a good 50 GFLOP/s. It leaves a 10-minute run almost no training: on a CPU, evaluate a
+subset (--eval-subset, the standard error is printed) or use --train-minutes; on a GPU the
+full evaluation takes seconds.
+
+Choices, measured on the shared 2-core CPU of the development machine (load average ~6,
+so other programs held most of both cores; numbers noisy):
+  threads   1 thread trained at 2,000-7,000 samples/s, 2 threads at 200-600: on a busy
+            machine two threads wait for each other. Pass --threads 1 there.
+  batch     3.3 minutes each, k=200 on 1,000 test digits: batch 100 with lr 1e-3 reached
+            98.8 nats, batch 250 with lr 2e-3 101.5 (the epochs took as long at 250 as at
+            100 on one busy thread, so the larger batch only lost updates). Burda et al.'s
+            batch 20 was not tried: five times the steps, and the Python and optimizer
+            overhead per sample that comes with them.
+  schedule  Adam, lr 1e-3 for the first 70% of the training time, then 3e-4 for 20%, then
+            1e-4 for the last 10%: a step version of Burda et al.'s decay.
+
+train() has no time budget and no learning-rate schedule, so this script calls it in chunks
+of a few epochs with history= (which continues the History), sizing each chunk from the
+speed of the last. Each call builds a new optimizer: Adam's moments restart at every chunk
+(about 12 times a run), and the seed changes per chunk so that the minibatch order does.
+
+The last line is:  test_nll_k5000=XX.XX nats wall_minutes=X.X
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+
+import torch
+
+import vae_utils
+from vae_utils.data import Split, load_mnist
+from vae_utils.evaluate import log_likelihood, lower_bound
+from vae_utils.models import VAEConfig
+from vae_utils.train import History, TrainConfig, build, train
+
+# Burda et al., Table 1, VAE with one stochastic layer: 2 x 200 tanh, 50 latent units
+MODEL = VAEConfig(x_dim=784, z_dim=50, hidden=(200, 200), activation="tanh", init="default")
+BATCH, LR = 100, 1e-3
+# (fraction of the training time, learning rate / LR): a step decay, as Burda et al. decay theirs
+SCHEDULE = ((0.7, 1.0), (0.2, 0.3), (0.1, 0.1))
+CHUNKS_PER_PHASE = 4  # re-estimate the epoch time this often (the machine's load changes)
+EVAL_BATCH, EVAL_CHUNK = 50, 1000  # log_likelihood: 50 digits x 1000 samples per pass
+
+
+def eval_seconds_estimate(model, x: torch.Tensor, k: int, n_total: int, n_probe: int = 50) -> float:
+    """Time log_likelihood on n_probe digits and scale to n_total, with a 10% margin."""
+    log_likelihood(model, x[:10], n_samples=min(k, 100), batch_size=EVAL_BATCH, chunk=EVAL_CHUNK)  # warm up
+    t = time.perf_counter()
+    log_likelihood(model, x[:n_probe], n_samples=k, batch_size=EVAL_BATCH, chunk=EVAL_CHUNK)
+    return 1.1 * (time.perf_counter() - t) * n_total / n_probe
+
+
+def train_for(model, data: Split, seconds: float, seed: int, progress: bool,
+              batch_size: int = BATCH, lr0: float = LR) -> History:
+    """Train with SCHEDULE for about `seconds` of wall time; returns the History."""
+    history, chunk_id = History(), 0
+    t0 = time.perf_counter()
+    sec_per_epoch = None
+    for frac, scale in SCHEDULE:
+        lr = lr0 * scale
+        phase_end = (time.perf_counter() - t0) + frac * seconds
+        while True:
+            left = min(phase_end, seconds) - (time.perf_counter() - t0)
+            if sec_per_epoch is None:
+                epochs = 1  # measure the speed first
+            else:
+                epochs = min(round(left / sec_per_epoch),
+                             max(1, math.ceil(frac * seconds / sec_per_epoch / CHUNKS_PER_PHASE)))
+            if epochs < 1 or (sec_per_epoch is not None and left < 0.5 * sec_per_epoch):
+                break
+            cfg = TrainConfig(epochs=epochs, batch_size=batch_size, optimizer="adam", lr=lr,
+                              seed=seed + chunk_id, eval_every=10**9)
+            before = history.seconds[-1] if history.seconds else 0.0
+            train(model, data, cfg, progress=False, history=history)
+            sec_per_epoch = (history.seconds[-1] - before) / epochs
+            chunk_id += 1
+            if progress:
+                print(f"  epoch {history.epoch[-1]:4d}  lr {lr:.0e}  train bound {history.train[-1]:8.2f}"
+                      f"  {sec_per_epoch:5.1f} s/epoch  {history.seconds[-1] / 60:5.1f} min", flush=True)
+    return history
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--minutes", type=float, default=10.0, help="wall-clock budget of the whole run")
+    p.add_argument("--train-minutes", type=float, default=None,
+                   help="train this long, then evaluate however long that takes (overrides the split)")
+    p.add_argument("--k", type=int, default=5000, help="importance samples per test digit")
+    p.add_argument("--device", default=None, help="default: vae_utils.device()")
+    p.add_argument("--eval-subset", type=int, default=None,
+                   help="evaluate on the first N test digits only (quick checks)")
+    p.add_argument("--batch-size", type=int, default=BATCH)
+    p.add_argument("--lr", type=float, default=LR, help="Adam's step for the first phase")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice); 1 is far faster on a busy machine")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+    args = p.parse_args(argv)
+
+    t_start = time.perf_counter()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dev = torch.device(args.device) if args.device else vae_utils.device()
+    data = load_mnist(binarize="dynamic", device=dev, seed=args.seed, progress=False)
+    test = data["test"]  # binarized once with `seed`
+    x_eval = test.x[:args.eval_subset] if args.eval_subset else test.x
+    model = build(MODEL, seed=args.seed, device=dev)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"model: 784-200-200-50 tanh VAE, {n_params:,} parameters; device {dev}; "
+          f"torch threads {torch.get_num_threads()}; load average {os.getloadavg()[0]:.2f}")
+
+    if args.train_minutes is not None:
+        train_seconds = args.train_minutes * 60
+        print(f"training budget: {args.train_minutes:g} min (set by --train-minutes)")
+    else:
+        eval_est = eval_seconds_estimate(model, x_eval, args.k, len(x_eval))
+        budget = args.minutes * 60
+        train_seconds = max(60.0, budget - (time.perf_counter() - t_start) - eval_est - 5)
+        print(f"evaluation estimate: {eval_est / 60:.1f} min for {len(x_eval):,} digits x k={args.k}; "
+              f"training budget: {train_seconds / 60:.1f} min")
+        if train_seconds < 0.5 * budget:
+            print(f"warning: the evaluation leaves training less than half of --minutes={args.minutes:g} "
+                  "on this machine now; use --eval-subset, --train-minutes or a larger budget")
+
+    history = train_for(model, data["train"], train_seconds, args.seed, not args.quiet,
+                        args.batch_size, args.lr)
+    t_trained = time.perf_counter()
+
+    bound = lower_bound(model, x_eval, seed=args.seed)
+    ll = log_likelihood(model, x_eval, n_samples=args.k, batch_size=EVAL_BATCH, chunk=EVAL_CHUNK,
+                        seed=args.seed)
+    nll, sem = -ll.mean().item(), ll.std().item() / math.sqrt(len(ll))
+    t_end = time.perf_counter()
+
+    which = "test" if not args.eval_subset else f"first {len(x_eval):,} test digits"
+    print(f"epochs: {history.epoch[-1]}")
+    print(f"training samples: {history.samples[-1]:,}")
+    print(f"wall time: training {(t_trained - t_start) / 60:.1f} min (incl. loading), "
+          f"evaluation {(t_end - t_trained) / 60:.1f} min; load average now {os.getloadavg()[0]:.2f}")
+    print(f"{which} lower bound (estimator B, L=1): {bound:.2f} nats")
+    print(f"{which} log p(x), k={args.k}: {-nll:.2f} nats (standard error of the mean {sem:.2f})")
+    print(f"Burda et al. (2016), same model, 3,280 epochs: -log p(x) = 86.76 nats")
+    print(f"test_nll_k{args.k}={nll:.2f} nats wall_minutes={(t_end - t_start) / 60:.1f}")
+    return nll
+
+
+if __name__ == "__main__":
+    main()
