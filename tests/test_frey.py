@@ -1,0 +1,65 @@
+"""Notebook 06's model without the data: the Frey Face VAE (28 x 20 pixels, Gaussian decoder)
+through the plots and widgets that notebook 04 uses for 28 x 28 digits."""
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vae_utils import plots as P
+from vae_utils import widgets as W
+from vae_utils.models import VAE, VAEConfig
+
+SHAPE = (28, 20)
+
+
+@pytest.fixture(scope="module")
+def frey_model():
+    torch.manual_seed(0)
+    config = VAEConfig(x_dim=560, z_dim=2, hidden=(16,), decoder="gaussian", init="default")
+    return VAE(config).eval()
+
+
+def _png_size(png: bytes) -> tuple[int, int]:
+    return Image.open(io.BytesIO(png)).size  # (width, height)
+
+
+def test_gaussian_log_likelihood_is_torch_normal(frey_model):
+    x = torch.rand(4, 560)
+    z = torch.randn(3, 4, 2)  # (samples, batch, z_dim)
+    with torch.no_grad():
+        mu, logvar = frey_model.decode(z)
+        expected = torch.distributions.Normal(mu, torch.exp(0.5 * logvar)).log_prob(x).sum(-1)
+        got = frey_model.log_likelihood(x, z)
+    assert got.shape == (3, 4)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-4)
+
+
+def test_means_in_unit_interval(frey_model):
+    with torch.no_grad():
+        m = frey_model.mean(10 * torch.randn(50, 2))  # far from the prior: still in (0, 1)
+    assert m.shape == (50, 560) and 0 <= m.min() and m.max() <= 1
+
+
+def test_manifold_of_faces(frey_model):
+    grid = P.decode_grid(frey_model, n=4, image_shape=SHAPE)
+    assert grid.shape == (16, *SHAPE)
+    assert P.image_grid(grid, nrow=4).shape == (4 * 29 - 1, 4 * 21 - 1)
+
+
+def test_widgets_take_28x20(frey_model):
+    g = np.random.default_rng(0)
+    mu, labels = g.normal(size=(30, 2)).astype(np.float32), g.integers(0, 10, 30)
+    ex = W.LatentExplorer(frey_model, mu, labels, image_shape=SHAPE, scale=4)
+    assert _png_size(ex.image.value) == (20 * 4, 28 * 4)
+    before = ex.image.value
+    ex.z1.value = 2.0
+    assert ex.redraws == 2 and ex.image.value != before
+
+    x = torch.rand(30, 560)
+    it = W.InterpolationExplorer(frey_model, x, mu, index_a=0, index_b=5, image_shape=SHAPE, steps=5)
+    assert it.path().shape == (5, *SHAPE)
+
+    frames = W.manifold_frames(frey_model.config, {0: frey_model.state_dict()}, n=3, image_shape=SHAPE)
+    assert frames[0].shape == (3 * 29 - 1, 3 * 21 - 1)
