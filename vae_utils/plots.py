@@ -48,6 +48,7 @@ def plot_bounds(histories: dict, ax=None, train: bool = True, test: bool = True,
         if train:
             ax.plot(h.samples, h.train, "--", color=c, label=f"{label} (train)" if test else label)
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(plt.NullFormatter())  # label powers of ten only
     ax.set_xlabel("# training samples evaluated")
     ax.set_ylabel("lower bound L (nats per datapoint)")
     if ylim is not None:
@@ -71,6 +72,7 @@ def plot_kl_per_dimension(kl, ax=None, threshold: float = 0.01, title: str | Non
     ax.bar(np.arange(len(kl)), kl[order], width=1.0, color="C0")
     ax.axhline(threshold, color="k", ls=":", lw=1)
     ax.set_yscale("symlog", linthresh=threshold)
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     ax.set_xlabel("latent unit (sorted by KL)")
     ax.set_ylabel("KL (nats)")
     if title:
