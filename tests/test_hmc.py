@@ -145,3 +145,9 @@ def test_fitted_proposal_is_exact_when_it_is_the_posterior(ppca):
     est = marginal.fitted_proposal_log_px(model, x, *marginal.fit_gaussian(z), 2000,
                                           torch.Generator().manual_seed(2))
     assert (est - model.log_marginal(x)).abs().max() < 0.02
+
+
+def test_effective_sample_size_of_equal_and_of_one_dominant_weight():
+    lw = torch.zeros(50, 2, dtype=torch.float64)
+    lw[0, 1] = 100.0  # one weight e^100 times the others
+    torch.testing.assert_close(marginal.effective_sample_size(lw), torch.tensor([50.0, 1.0], dtype=torch.float64))

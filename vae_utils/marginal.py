@@ -55,6 +55,15 @@ def iwae_bound_from_weights(log_w, k: int):
     return log_mean_exp(blocks, dim=1).mean(0)
 
 
+def effective_sample_size(log_w, dim: int = 0):
+    """(sum_k w_k)^2 / sum_k w_k^2: how many equally weighted samples the K weights are worth.
+
+    K when all weights are equal, 1 when one weight carries everything: a small value means
+    heavy-tailed weights, and an estimate that a few lucky samples decide.
+    """
+    return torch.exp(2 * torch.logsumexp(log_w, dim) - torch.logsumexp(2 * log_w, dim))
+
+
 # -- Appendix D -------------------------------------------------------------------------------
 
 def fit_gaussian(z, jitter: float = 1e-6):
