@@ -143,3 +143,13 @@ def test_fit_or_load_caches(binary_data, tmp_path, monkeypatch):
 def test_unknown_algorithm_is_refused(binary_data):
     with pytest.raises(ValueError, match="choose one of"):
         compare.fit("EM", T.build(SMALL), binary_data, T.TrainConfig(epochs=1))
+
+
+def test_snapshots_between_minibatches_are_taken_at_the_next_boundary(binary_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("VAE_UTILS_CHECKPOINTS", str(tmp_path))
+    cfg = T.TrainConfig(epochs=1, batch_size=128)
+    _, h = compare.fit_or_load("a", "AEVB", SMALL, cfg, binary_data, snapshots=[200, 512])
+    assert h.samples == [256, 512]
+    mtime = (tmp_path / "a.pt").stat().st_mtime_ns
+    compare.fit_or_load("a", "AEVB", SMALL, cfg, binary_data, snapshots=[200, 512])
+    assert (tmp_path / "a.pt").stat().st_mtime_ns == mtime  # loaded, not trained again

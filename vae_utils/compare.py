@@ -38,7 +38,8 @@ def aevb_step(model, opt, x, generator=None) -> float:
 def fit(algorithm: str, model: VAE, data, config: TrainConfig, snapshots=(), progress: bool = False) -> History:
     """Train with `algorithm` for config.epochs epochs; keep the weights after each count in `snapshots`.
 
-    History: samples (the snapshot counts), train (the algorithm's own objective averaged
+    A snapshot is taken at the first minibatch boundary at or after its count (exactly at it
+    when counts are multiples of the batch size). History: samples (the counts reached), train (the algorithm's own objective averaged
     since the previous snapshot: the bound for AEVB, log p(x, z) for the others), seconds,
     and snapshots {samples: state_dict}.
     """
@@ -83,15 +84,17 @@ def fit_or_load(name: str, algorithm: str, model_config: VAEConfig, config: Trai
                 snapshots=(), device=None, progress: bool = False) -> tuple[VAE, History]:
     """`fit`, cached in checkpoint_dir() under `name` like train.train_or_load."""
     path = checkpoint_dir() / f"{name}.pt"
+    device = device or data.x.device
     wanted = sorted(s for s in snapshots if s <= config.epochs * len(data)) or [config.epochs * len(data)]
     if path.exists():
         try:
             model, history = load_checkpoint(path, model_config, config, device)
-            if sorted(history.snapshots) == wanted:
+            got = history.samples  # each snapshot is taken at the first minibatch boundary at or after its count
+            if len(got) == len(wanted) and all(0 <= g - w < config.batch_size for g, w in zip(got, wanted)):
                 return model, history
         except CheckpointMismatch as e:
             print(f"retraining {name}: {str(e).splitlines()[0]}")
-    model = build(model_config, config.seed, device or data.x.device)
+    model = build(model_config, config.seed, device)
     history = fit(algorithm, model, data, config, snapshots, progress)
     save_checkpoint(path, model, config, history)
     return model, history
