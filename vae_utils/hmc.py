@@ -80,7 +80,8 @@ def run(model, x, chains: Chains, n_iter: int, n_leapfrog: int = 10, target_acce
     With `adapt`, each chain's step size moves towards `target_accept` after each transition.
     Each transition uses eps * u, u ~ Uniform(1 - jitter, 1 + jitter): a fixed trajectory
     length eps * n_leapfrog can be close to a period of the dynamics and bring a chain back
-    where it started (Neal 2011, section 5.4.2.2); a random one cannot, every time.
+    near where it started, every time; a random one does not (Neal 2011, "MCMC using
+    Hamiltonian dynamics", on choosing the trajectory length).
     """
     z, eps = chains.z, chains.step_size.clone()
     lp, grad = log_joint_and_grad(model, x, z)
