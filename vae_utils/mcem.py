@@ -3,15 +3,15 @@
 EM alternates between the posterior and the parameters. When p_theta(z|x) is intractable,
 the E-step draws a sample from it instead (Monte Carlo EM, Wei & Tanner 1990):
 
-    E-step: z_i ~ p_theta(z|x_i) by HMC (section 5: 10 leapfrog steps, the step size tuned
-            automatically for a 90% acceptance rate; vae_utils.hmc)
+    E-step: z_i ~ p_theta(z|x_i) by HMC (the paper's appendix on MCEM: 10 leapfrog steps, the
+            step size tuned automatically for a 90% acceptance rate; vae_utils.hmc)
     M-step: 5 updates of theta ascending log p_theta(x_i, z_i) = log p_theta(x_i|z_i) + log p(z_i)
-            with the sample held fixed (section 5: "followed by 5 weight updates")
+            with the sample held fixed (the same appendix: "followed by 5 weight updates")
 
 There is no encoder: every datapoint keeps its own Markov chain (its z and step size), which
 only moves when that datapoint is in a minibatch. On a large training set each chain moves
-rarely and lags behind the changing model: this is why the paper calls MCEM not an on-line
-algorithm and runs it only on the small training set. The model's encoder is left untouched.
+rarely and lags behind the changing model: this is why the paper (Figure 3's caption) calls
+MCEM not an on-line algorithm. The model's encoder is left untouched.
 """
 from __future__ import annotations
 
