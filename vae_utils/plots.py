@@ -48,7 +48,10 @@ def plot_bounds(histories: dict, ax=None, train: bool = True, test: bool = True,
         if train:
             ax.plot(h.samples, h.train, "--", color=c, label=f"{label} (train)" if test else label)
     ax.set_xscale("log")
-    ax.xaxis.set_minor_formatter(plt.NullFormatter())  # label powers of ten only
+    from matplotlib.ticker import LogFormatterSciNotation, LogLocator
+
+    ax.xaxis.set_minor_locator(LogLocator(subs=(2, 5)))  # label 2 and 5 between powers of ten
+    ax.xaxis.set_minor_formatter(LogFormatterSciNotation(labelOnlyBase=False, minor_thresholds=(3, 3)))
     ax.set_xlabel("# training samples evaluated")
     ax.set_ylabel("lower bound L (nats per datapoint)")
     if ylim is not None:
