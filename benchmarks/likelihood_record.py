@@ -59,7 +59,7 @@ import vae_utils
 from vae_utils.data import Split, load_mnist
 from vae_utils.evaluate import log_likelihood, lower_bound
 from vae_utils.models import VAEConfig
-from vae_utils.train import History, TrainConfig, build, train
+from vae_utils.train import History, TrainConfig, build, save_checkpoint, train
 
 # Burda et al., Table 1, VAE with one stochastic layer: 2 x 200 tanh, 50 latent units
 MODEL = VAEConfig(x_dim=784, z_dim=50, hidden=(200, 200), activation="tanh", init="default")
@@ -122,6 +122,7 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's choice); 1 is far faster on a busy machine")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save", default=None, help="save the trained model (vae_utils checkpoint) here")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
 
@@ -152,6 +153,8 @@ def main(argv=None):
 
     history = train_for(model, data["train"], train_seconds, args.seed, not args.quiet,
                         args.batch_size, args.lr)
+    if args.save:
+        save_checkpoint(args.save, model, history=history)
     t_trained = time.perf_counter()
 
     bound = lower_bound(model, x_eval, seed=args.seed)
