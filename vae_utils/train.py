@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from .data import Split, data_dir
+from .data import Split, data_dir, minibatches
 from .elbo import ESTIMATORS
 from .evaluate import lower_bound
 from .models import VAE, VAEConfig
@@ -111,15 +111,6 @@ def check_data(model: VAE, data: Split) -> None:
                          "scale the data (e.g. x / 255)")
 
 
-def _minibatches(data: Split, batch_size: int, gen: torch.Generator):
-    """data.minibatches(data, batch_size, gen), the same batches from the same random stream,
-    gathered with index_select: 10x faster than x[idx] (advanced indexing) on a CPU."""
-    order = torch.randperm(len(data), generator=gen, device=data.x.device)
-    for idx in order.split(batch_size):
-        xb = data.x.index_select(0, idx)
-        yield torch.bernoulli(xb, generator=gen) if data.dynamic else xb
-
-
 def train(model: VAE, data: Split, config: TrainConfig, test: Split | None = None,
           progress: bool = True, history: History | None = None) -> History:
     """Run Algorithm 1 for config.epochs epochs; returns (and extends) the History.
@@ -141,12 +132,12 @@ def train(model: VAE, data: Split, config: TrainConfig, test: Split | None = Non
     for epoch in bar:
         model.train()
         total = torch.zeros((), device=data.x.device)
-        for step, xb in enumerate(_minibatches(data, config.batch_size, gen)):
+        for step, xb in enumerate(minibatches(data, config.batch_size, gen)):
             loss = -estimator(model, xb, config.n_samples, gen).mean()  # -L^M / M
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total.add_(loss.detach(), alpha=len(xb))  # a running sum, with no sync per step
+            total.add_(loss.detach(), alpha=len(xb))  # running sum: one op, not a mul and an add
             if step % 50 == 0 and not torch.isfinite(total):
                 _diverged(epoch, seen, config, history)
         if not torch.isfinite(total):
