@@ -37,6 +37,16 @@ class ConjugateToy:
 
 
 @pytest.fixture
+def one_thread():
+    """Thousands of tiny steps (HMC leapfrogs, single-digit updates): one thread avoids the
+    cost of splitting each small op across cores."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
 def toy():
     c = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
     mu = torch.tensor([0.2, -0.5, 0.0], dtype=torch.float64)

@@ -9,12 +9,7 @@ from vae_utils.models import VAEConfig
 SMALL = VAEConfig(x_dim=20, z_dim=2, hidden=(16,), init="default")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _grads(model):

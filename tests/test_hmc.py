@@ -8,13 +8,7 @@ from vae_utils import hmc, linear_gaussian, marginal
 from vae_utils.elbo import log_weights
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Thousands of tiny leapfrog steps: one thread avoids the cost of splitting them."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
