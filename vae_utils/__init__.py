@@ -1,7 +1,13 @@
 """vae_utils: the helper package of the AEVB tutorial series.
 
 Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014 (arXiv:1312.6114).
-The core modules (data, models, elbo, train, evaluate) never import plots or widgets.
+
+    core         data, models, elbo (objectives, estimators), train (Algorithm 1), evaluate
+    theory       linear_gaussian (a closed-form model), gradients (score function vs pathwise)
+    baselines    hmc, marginal (Appendix D), wake_sleep, mcem, compare (Figure 3)
+    front end    plots, widgets
+
+The core never imports plots or widgets.
 """
 import torch
 
