@@ -23,9 +23,9 @@ the k-sample evaluation is timed on 50 test digits and scaled to the evaluation 
 one minute. --train-minutes instead fixes the training time and lets the evaluation take
 what it takes (both times are printed). On a 2-core CPU the evaluation is the problem: k =
 5000 on 10,000 digits is 5 * 10^7 decoder passes, about 2 * 10^13 FLOP, so 7 minutes even
-at a good 50 GFLOP/s. It leaves a 10-minute run almost no training: on a CPU, evaluate a
-subset (--eval-subset, the standard error is printed) or use --train-minutes; on a GPU the
-full evaluation takes seconds.
+at a good 50 GFLOP/s (it took 18 minutes on one thread of the busy machine described below).
+It leaves a 10-minute run almost no training: on a CPU, evaluate a subset (--eval-subset, the
+standard error is printed) or use --train-minutes; on a GPU the full evaluation is fast.
 
 Choices, measured on the shared 2-core CPU of the development machine (load average ~6,
 so other programs held most of both cores; numbers noisy):
