@@ -108,9 +108,9 @@ class LatentMap:
         fig = Figure(figsize=(size_px / dpi, size_px / dpi), dpi=dpi)
         canvas = FigureCanvasAgg(fig)
         ax = fig.add_axes([0.1, 0.1, 0.88, 0.88])
-        colors = None if labels is None else np.asarray(labels)
-        ax.scatter(mu[:, 0], mu[:, 1], c=colors, cmap="tab10", vmin=-0.5, vmax=9.5, s=2,
-                   alpha=0.6, linewidths=0)
+        # colour by digit when labels are given (a colour map without colours only warns)
+        colour = {} if labels is None else dict(c=np.asarray(labels), cmap="tab10", vmin=-0.5, vmax=9.5)
+        ax.scatter(mu[:, 0], mu[:, 1], s=2, alpha=0.6, linewidths=0, **colour)
         ax.set_xlim(-lim, lim)
         ax.set_ylim(-lim, lim)
         ax.set_xlabel("$z_1$", labelpad=0)
