@@ -16,6 +16,16 @@ def test_importance_sampling_converges_to_exact_log_px(toy):
     assert est.mean().item() > toy.exact_elbo() + 0.3  # well above the bound
 
 
+def test_default_passes_cover_every_digit_and_sample(toy):
+    """45 digits and K = 2050 are not multiples of the default 20 x 100 pass: nothing is lost."""
+    x = torch.zeros(45, 1, dtype=torch.float64)
+    est = evaluate.log_likelihood(toy, x, n_samples=2050)
+    assert est.shape == (45,)
+    err = est - toy.exact_log_px()
+    assert err.abs().max().item() < 0.1
+    assert abs(err.mean().item()) < 0.015  # a lost block of 50 samples would cost log(2000/2050) = -0.025
+
+
 def test_estimate_rises_with_k_towards_log_px(toy):
     x = torch.zeros(400, 1, dtype=torch.float64)
     means = [evaluate.log_likelihood(toy, x, k, chunk=50).mean().item() for k in (1, 10, 1000)]
