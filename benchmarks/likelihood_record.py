@@ -67,22 +67,13 @@ BATCH, LR = 100, 1e-3
 # (fraction of the training time, learning rate / LR): a step decay, as Burda et al. decay theirs
 SCHEDULE = ((0.7, 1.0), (0.2, 0.3), (0.1, 0.1))
 CHUNKS_PER_PHASE = 4  # re-estimate the epoch time this often (the machine's load changes)
-# log_likelihood's pass: digits x samples. On a CPU 20 x 100 rows stay in cache (twice as fast
-# as 50 x 1000 on 2 cores); a GPU wants large passes.
-EVAL_PASS = {"cpu": (20, 100), "cuda": (100, 1000), "mps": (100, 1000)}
-
-
-def eval_pass(x: torch.Tensor) -> dict:
-    """log_likelihood's batch_size and chunk for x's device."""
-    batch_size, chunk = EVAL_PASS.get(x.device.type, EVAL_PASS["cpu"])
-    return dict(batch_size=batch_size, chunk=chunk)
 
 
 def eval_seconds_estimate(model, x: torch.Tensor, k: int, n_total: int, n_probe: int = 60) -> float:
     """Time log_likelihood on n_probe digits and scale to n_total, with a 10% margin."""
-    log_likelihood(model, x[:20], n_samples=min(k, 100), **eval_pass(x))  # warm up
+    log_likelihood(model, x[:20], n_samples=min(k, 100))  # warm up
     t = time.perf_counter()
-    log_likelihood(model, x[:n_probe], n_samples=k, **eval_pass(x))
+    log_likelihood(model, x[:n_probe], n_samples=k)
     return 1.1 * (time.perf_counter() - t) * n_total / n_probe
 
 
@@ -166,7 +157,7 @@ def main(argv=None):
     t_trained = time.perf_counter()
 
     bound = lower_bound(model, x_eval, seed=args.seed)
-    ll = log_likelihood(model, x_eval, n_samples=args.k, seed=args.seed, **eval_pass(x_eval))
+    ll = log_likelihood(model, x_eval, n_samples=args.k, seed=args.seed)
     nll, sem = -ll.mean().item(), ll.std().item() / math.sqrt(len(ll))
     t_end = time.perf_counter()
 
