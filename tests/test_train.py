@@ -124,3 +124,23 @@ def test_paper_weight_decay_is_one_over_n():
 def test_bad_train_config_is_refused(bad):
     with pytest.raises(ValueError, match=list(bad)[0]):
         T.TrainConfig(**bad)
+
+
+def test_a_passed_optimizer_keeps_its_state_and_step_size(binary_data):
+    model = T.build(SMALL)
+    opt = T.make_optimizer(model.parameters(), _config(optimizer="adam", lr=1e-2))
+    h = T.train(model, binary_data, _config(epochs=1), progress=False, optimizer=opt)
+    T.train(model, binary_data, _config(epochs=1), progress=False, history=h, optimizer=opt)
+    steps = 2 * (512 // 32)
+    assert all(int(s["step"]) == steps for s in opt.state.values())  # moments carried over
+    before = [p.detach().clone() for p in model.parameters()]
+    for group in opt.param_groups:
+        group["lr"] = 0.0  # the optimizer's step size rules, not config.lr
+    T.train(model, binary_data, _config(epochs=1, lr=0.5), progress=False, optimizer=opt)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_an_optimizer_of_another_model_is_refused(binary_data):
+    other = T.make_optimizer(T.build(SMALL).parameters(), _config())
+    with pytest.raises(ValueError, match="does not hold this model's parameters"):
+        T.train(T.build(SMALL), binary_data, _config(), progress=False, optimizer=other)

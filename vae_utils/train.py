@@ -112,16 +112,26 @@ def check_data(model: VAE, data: Split) -> None:
 
 
 def train(model: VAE, data: Split, config: TrainConfig, test: Split | None = None,
-          progress: bool = True, history: History | None = None) -> History:
+          progress: bool = True, history: History | None = None,
+          optimizer: torch.optim.Optimizer | None = None) -> History:
     """Run Algorithm 1 for config.epochs epochs; returns (and extends) the History.
 
     Reproducible: the same seed, data and model give the same run, bit for bit, on a CPU.
+    To continue a run, pass its History and its optimizer (make_optimizer(model.parameters(),
+    config)): Adam's or Adagrad's running averages then carry over, and the step size is the
+    optimizer's own (set param_groups[i]["lr"] for a schedule); config's optimizer, lr and
+    weight_decay are used only when no optimizer is given.
     """
     from tqdm.auto import trange
 
     check_data(model, data)
     estimator = ESTIMATORS[config.estimator]
-    opt = make_optimizer(model.parameters(), config)
+    opt = optimizer or make_optimizer(model.parameters(), config)
+    if optimizer is not None:
+        owned = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        if not all(id(p) in owned for p in model.parameters()):
+            raise ValueError("the optimizer does not hold this model's parameters; make it with "
+                             "make_optimizer(model.parameters(), config) for this model")
     gen = torch.Generator(device=data.x.device).manual_seed(config.seed)
     history = history or History()
     start_epoch = history.epoch[-1] if history.epoch else 0
