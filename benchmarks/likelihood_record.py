@@ -24,7 +24,7 @@ one minute. --train-minutes instead fixes the training time and lets the evaluat
 what it takes (both times are printed). On a 2-core CPU the evaluation is a large share: k =
 5000 on 10,000 digits is 5 * 10^7 decoder passes, about 2 * 10^13 FLOP. In passes of 20
 digits x 100 samples (cache-sized) it takes about 4 minutes on a quiet 2-core CPU; in passes
-of 50 x 1000 it took 9. So a 10-minute run trains for 6 minutes; on a GPU the evaluation is
+of 50 x 1000 it took 9. So a 10-minute run trains for 5 to 6 minutes; on a GPU the evaluation is
 fast.
 
 Choices, measured on the shared 2-core CPU of the development machine (load average ~6,
