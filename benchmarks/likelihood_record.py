@@ -58,6 +58,7 @@ import argparse
 import math
 import os
 import time
+from dataclasses import replace
 
 import torch
 
@@ -95,8 +96,9 @@ def train_for(model, data: Split, seconds: float, seed: int, progress: bool,
               batch_size: int = BATCH, lr0: float = LR) -> History:
     """Train with SCHEDULE for about `seconds` of wall time; returns the History."""
     history, chunk_id = History(), 0
+    base = TrainConfig(batch_size=batch_size, optimizer="adam", lr=lr0, eval_every=10**9)
     # one optimizer for the whole run: Adam's moments carry over from chunk to chunk
-    opt = make_optimizer(model.parameters(), TrainConfig(optimizer="adam", lr=lr0))
+    opt = make_optimizer(model.parameters(), base)
     t0 = time.perf_counter()
     sec_per_epoch = None
     for frac, scale in SCHEDULE:
@@ -113,8 +115,7 @@ def train_for(model, data: Split, seconds: float, seed: int, progress: bool,
                              max(1, math.ceil(frac * seconds / sec_per_epoch / CHUNKS_PER_PHASE)))
             if epochs < 1 or (sec_per_epoch is not None and left < 0.5 * sec_per_epoch):
                 break
-            cfg = TrainConfig(epochs=epochs, batch_size=batch_size, optimizer="adam", lr=lr,
-                              seed=seed + chunk_id, eval_every=10**9)
+            cfg = replace(base, epochs=epochs, seed=seed + chunk_id)  # the step is opt's own
             before = history.seconds[-1] if history.seconds else 0.0
             train(model, data, cfg, progress=False, history=history, optimizer=opt)
             sec_per_epoch = (history.seconds[-1] - before) / epochs

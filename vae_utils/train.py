@@ -126,12 +126,14 @@ def train(model: VAE, data: Split, config: TrainConfig, test: Split | None = Non
 
     check_data(model, data)
     estimator = ESTIMATORS[config.estimator]
-    opt = optimizer or make_optimizer(model.parameters(), config)
-    if optimizer is not None:
+    if optimizer is None:
+        opt = make_optimizer(model.parameters(), config)
+    else:
         owned = {id(p) for group in optimizer.param_groups for p in group["params"]}
         if not all(id(p) in owned for p in model.parameters()):
             raise ValueError("the optimizer does not hold this model's parameters; make it with "
                              "make_optimizer(model.parameters(), config) for this model")
+        opt = optimizer
     gen = torch.Generator(device=data.x.device).manual_seed(config.seed)
     history = history or History()
     start_epoch = history.epoch[-1] if history.epoch else 0
