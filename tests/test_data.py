@@ -457,3 +457,14 @@ def test_minibatches_are_reproducible_with_a_seed():
     split = tagged(50)
     run = lambda seed: [b[:, 0].tolist() for b in minibatches(split, 8, torch.Generator().manual_seed(seed))]
     assert run(1) == run(1) and run(1) != run(2)
+
+
+def test_draw_binary_is_bernoulli_of_the_grey_levels():
+    """draw_binary(p) is 0/1, has mean p (within 4 standard errors), and follows its seed."""
+    p = torch.tensor([0.0, 0.1, 0.5, 0.9, 1.0]).repeat(40_000, 1)
+    x = data.draw_binary(p, torch.Generator().manual_seed(0))
+    assert x.dtype == p.dtype and set(x.unique().tolist()) <= {0.0, 1.0}
+    se = (p[0] * (1 - p[0]) / len(p)).sqrt()
+    assert ((x.mean(0) - p[0]).abs() <= 4 * se).all()  # 0 and 1 are exact: se = 0 there
+    again = data.draw_binary(p, torch.Generator().manual_seed(0))
+    assert torch.equal(x, again)

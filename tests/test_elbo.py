@@ -100,3 +100,19 @@ def test_iwae_with_one_sample_is_estimator_a(toy):
     a = elbo.sgvb_a(toy, x, 1, torch.Generator().manual_seed(3))
     iw = elbo.iwae_bound(toy, x, 1, torch.Generator().manual_seed(3))
     torch.testing.assert_close(a, iw)
+
+
+def test_kl_weight_scales_only_the_kl_term(toy):
+    """sgvb_b with weight beta is the reconstruction term minus beta KL, on the same draws;
+    sgvb_a's beta scales the sampled log p(z) - log q(z|x). beta = 1 is the plain estimator."""
+    x = torch.zeros(1000, 1, dtype=torch.float64)
+    for estimator in (elbo.sgvb_a, elbo.sgvb_b):
+        run = lambda beta: estimator(toy, x, 1, torch.Generator().manual_seed(0), kl_weight=beta)
+        plain = estimator(toy, x, 1, torch.Generator().manual_seed(0))
+        torch.testing.assert_close(run(1.0), plain)
+        reconstruction, minus_kl = run(0.0), run(1.0) - run(0.0)
+        torch.testing.assert_close(run(0.3), reconstruction + 0.3 * minus_kl)
+    mu, logvar = toy.encode(x)
+    torch.testing.assert_close(elbo.sgvb_b(toy, x, 1, torch.Generator().manual_seed(0), kl_weight=0.0)
+                               - elbo.sgvb_b(toy, x, 1, torch.Generator().manual_seed(0)),
+                               elbo.kl_to_standard_normal(mu, logvar))

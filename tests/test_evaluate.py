@@ -47,3 +47,18 @@ def test_kl_per_dimension_adds_up_to_the_kl(binary_data):
     mu, logvar = model.encode(binary_data.x)
     total = elbo.kl_to_standard_normal(mu, logvar).mean()
     torch.testing.assert_close(per_dim.sum(), total.detach())
+
+
+class _FirstUnitsEncoder:
+    """An encoder whose posterior mean copies x's first two coordinates; the rest stay at 0."""
+
+    def encode(self, x):
+        mu = torch.cat([x[:, :2], 0.05 * x[:, 2:3], torch.zeros(len(x), 2)], 1)
+        return mu, torch.zeros_like(mu)
+
+
+def test_active_units_counts_the_means_that_move_with_x():
+    x = torch.randn(5000, 4, generator=torch.Generator().manual_seed(0))
+    # variances 1, 1, 0.0025, 0, 0: two units above Burda et al.'s 1e-2, three with 1e-3
+    assert evaluate.active_units(_FirstUnitsEncoder(), x) == 2
+    assert evaluate.active_units(_FirstUnitsEncoder(), x, threshold=1e-3) == 3

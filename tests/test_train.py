@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from vae_utils import device
+from vae_utils import device, elbo
 from vae_utils.data import Split
 from vae_utils.models import VAEConfig
 from vae_utils import train as T
@@ -120,7 +120,8 @@ def test_paper_weight_decay_is_one_over_n():
     assert T.paper_weight_decay(60000) == pytest.approx(1 / 60000)
 
 
-@pytest.mark.parametrize("bad", [{"estimator": "C"}, {"optimizer": "sgd"}])
+@pytest.mark.parametrize("bad", [{"estimator": "C"}, {"optimizer": "sgd"}, {"kl_weight": 1.5},
+                                 {"kl_weight": -0.1}])
 def test_bad_train_config_is_refused(bad):
     with pytest.raises(ValueError, match=list(bad)[0]):
         T.TrainConfig(**bad)
@@ -144,3 +145,27 @@ def test_an_optimizer_of_another_model_is_refused(binary_data):
     other = T.make_optimizer(T.build(SMALL).parameters(), _config())
     with pytest.raises(ValueError, match="does not hold this model's parameters"):
         T.train(T.build(SMALL), binary_data, _config(), progress=False, optimizer=other)
+
+
+def test_kl_weight_below_one_trains_a_larger_objective(binary_data):
+    """A KL warm-up (kl_weight = 0) optimises reconstruction alone: its recorded objective is
+    above the bound of the same run at kl_weight = 1, and the KL it leaves is larger."""
+    runs = {}
+    for beta in (0.0, 1.0):
+        model = T.build(SMALL)
+        h = T.train(model, binary_data, _config(kl_weight=beta), progress=False)
+        mu, logvar = model.encode(binary_data.x)
+        runs[beta] = h.train[-1], elbo.kl_to_standard_normal(mu, logvar).mean().item()
+    assert runs[0.0][0] > runs[1.0][0] and runs[0.0][1] > runs[1.0][1]
+
+
+def test_checkpoint_saved_before_a_config_field_existed_loads_with_its_default(tmp_path):
+    """A checkpoint written before TrainConfig had kl_weight was trained with the bound
+    (kl_weight = 1): it matches the default config and is refused for another weight."""
+    path = T.save_checkpoint(tmp_path / "m.pt", T.build(SMALL), _config())
+    payload = torch.load(path, weights_only=True)
+    del payload["train_config"]["kl_weight"]
+    torch.save(payload, path)
+    T.load_checkpoint(path, SMALL, _config())
+    with pytest.raises(T.CheckpointMismatch, match="kl_weight: saved 1.0, asked 0.5"):
+        T.load_checkpoint(path, SMALL, _config(kl_weight=0.5))

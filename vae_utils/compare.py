@@ -19,6 +19,7 @@ import time
 import torch
 
 from . import marginal, mcem, wake_sleep
+from .data import draw_binary
 from .elbo import sgvb_b
 from .models import VAE, VAEConfig
 from .train import CheckpointMismatch, History, TrainConfig, build, checkpoint_dir, load_checkpoint, make_optimizer, save_checkpoint
@@ -58,7 +59,7 @@ def fit(algorithm: str, model: VAE, data, config: TrainConfig, snapshots=(), pro
     while seen < wanted[-1]:
         for idx in torch.randperm(n, generator=gen, device=data.x.device).split(config.batch_size):
             x = data.x[idx]
-            x = torch.bernoulli(x, generator=gen) if data.dynamic else x
+            x = draw_binary(x, gen) if data.dynamic else x
             if algorithm == "AEVB":
                 values.append(aevb_step(model, opt, x, gen))
             elif algorithm == "wake-sleep":

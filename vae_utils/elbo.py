@@ -43,23 +43,30 @@ def reparameterize(mu, logvar, n_samples: int = 1, generator=None):
     return mu + torch.exp(0.5 * logvar) * eps
 
 
-def sgvb_a(model, x, n_samples: int = 1, generator=None):
-    """Estimator A (eq. 6): 1/L sum_l [log p(x, z_l) - log q(z_l|x)], z_l ~ q(z|x)."""
+def sgvb_a(model, x, n_samples: int = 1, generator=None, kl_weight: float = 1.0):
+    """Estimator A (eq. 6): 1/L sum_l [log p(x, z_l) - log q(z_l|x)], z_l ~ q(z|x).
+
+    kl_weight (beta) scales log p(z_l) - log q(z_l|x), a sample of -KL; see sgvb_b.
+    """
     mu, logvar = model.encode(x)
     z = reparameterize(mu, logvar, n_samples, generator)
-    log_w = model.log_likelihood(x, z) + log_standard_normal(z) - log_normal(z, mu, logvar)
-    return log_w.mean(0)
+    log_prior_ratio = log_standard_normal(z) - log_normal(z, mu, logvar)
+    return (model.log_likelihood(x, z) + kl_weight * log_prior_ratio).mean(0)
 
 
-def sgvb_b(model, x, n_samples: int = 1, generator=None):
+def sgvb_b(model, x, n_samples: int = 1, generator=None, kl_weight: float = 1.0):
     """Estimator B (eq. 7): -KL(q(z|x) || p(z)) + 1/L sum_l log p(x|z_l).
 
     The KL is computed exactly (Appendix B), so only the reconstruction term is sampled:
     it usually has lower variance than estimator A.
+
+    kl_weight (beta) multiplies the KL. Only beta = 1 is the bound; beta < 1 early in
+    training is a KL warm-up (Bowman et al. 2016, Sonderby et al. 2016): latent units get
+    used before the KL's pull to the prior can switch them off.
     """
     mu, logvar = model.encode(x)
     z = reparameterize(mu, logvar, n_samples, generator)
-    return model.log_likelihood(x, z).mean(0) - kl_to_standard_normal(mu, logvar)
+    return model.log_likelihood(x, z).mean(0) - kl_weight * kl_to_standard_normal(mu, logvar)
 
 
 def log_weights(model, x, n_samples: int, generator=None):

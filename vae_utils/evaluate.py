@@ -95,3 +95,15 @@ def kl_per_dimension(model, data, batch_size: int = 1000) -> torch.Tensor:
         mu, logvar = model.encode(xb)
         total = total + kl_to_standard_normal(mu.unsqueeze(-1), logvar.unsqueeze(-1)).sum(0)
     return total / len(x)
+
+
+@torch.no_grad()
+def active_units(model, data, threshold: float = 1e-2, batch_size: int = 1000) -> int:
+    """How many latent units the data move: Var_x(E_q[z_j | x]) > threshold.
+
+    Burda et al. (2016, section 5.2) count units this way: an inactive unit's posterior mean
+    ignores x, so the decoder cannot use it. The threshold 1e-2 is theirs.
+    """
+    x = _rows(data)
+    mu = torch.cat([model.encode(xb)[0] for xb in x.split(batch_size)])
+    return int((mu.var(0) > threshold).sum())

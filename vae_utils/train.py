@@ -43,6 +43,7 @@ class TrainConfig:
     batch_size: int = 100  # M in Algorithm 1; the paper uses 100
     n_samples: int = 1  # L, samples of eps per datapoint; the paper uses 1
     estimator: str = "B"  # "A" (eq. 6) or "B" (eq. 7)
+    kl_weight: float = 1.0  # beta on the KL term: 1 is the bound; < 1 only for a warm-up
     optimizer: str = "adagrad"  # "adagrad" (the paper) or "adam"
     lr: float = 0.02  # the paper picks Adagrad's step from {0.01, 0.02, 0.1}
     weight_decay: float = 0.0  # see paper_weight_decay
@@ -56,6 +57,9 @@ class TrainConfig:
             raise ValueError(f"estimator={self.estimator!r}; choose one of {list(ESTIMATORS)}")
         if self.optimizer not in ("adagrad", "adam"):
             raise ValueError(f"optimizer={self.optimizer!r}; choose 'adagrad' or 'adam'")
+        if not 0 <= self.kl_weight <= 1:
+            raise ValueError(f"kl_weight={self.kl_weight}; use 1 (the bound), or a value in "
+                             "[0, 1) for a KL warm-up")
 
     def to_dict(self) -> dict:
         return {**asdict(self), "snapshot_epochs": list(self.snapshot_epochs)}
@@ -66,7 +70,8 @@ class History:
     """The lower bound (nats per datapoint) against training samples evaluated.
 
     train: the average of the minibatch estimates over each epoch (free to compute; the
-    parameters move during the epoch). test: the bound on the test split after the epoch.
+    parameters move during the epoch; with kl_weight < 1 they estimate that objective, not
+    the bound). test: the bound on the test split after the epoch.
     """
 
     samples: list[int] = field(default_factory=list)  # the paper's x-axis
@@ -145,7 +150,7 @@ def train(model: VAE, data: Split, config: TrainConfig, test: Split | None = Non
         model.train()
         total = torch.zeros((), device=data.x.device)
         for step, xb in enumerate(minibatches(data, config.batch_size, gen)):
-            loss = -estimator(model, xb, config.n_samples, gen).mean()  # -L^M / M
+            loss = -estimator(model, xb, config.n_samples, gen, config.kl_weight).mean()  # -L^M / M
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -214,8 +219,9 @@ def save_checkpoint(path, model: VAE, train_config: TrainConfig | None = None,
     return path
 
 
-def _differences(saved: dict | None, wanted: dict) -> list[str]:
-    saved = saved or {}
+def _differences(saved: dict | None, wanted: dict, defaults: dict | None = None) -> list[str]:
+    # a field added after the file was saved takes its default (what the old code did)
+    saved = {**defaults, **saved} if saved is not None and defaults else (saved or {})
     return [f"{k}: saved {saved.get(k)!r}, asked {v!r}" for k, v in wanted.items() if saved.get(k) != v]
 
 
@@ -234,7 +240,7 @@ def load_checkpoint(path, model_config: VAEConfig | None = None,
     if model_config is not None:
         diffs += _differences(payload["model_config"], model_config.to_dict())
     if train_config is not None:
-        diffs += _differences(payload["train_config"], train_config.to_dict())
+        diffs += _differences(payload["train_config"], train_config.to_dict(), TrainConfig().to_dict())
     if diffs:
         raise CheckpointMismatch(
             f"{path} was saved with another configuration:\n  " + "\n  ".join(diffs)
