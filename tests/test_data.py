@@ -468,3 +468,5 @@ def test_draw_binary_is_bernoulli_of_the_grey_levels():
     assert ((x.mean(0) - p[0]).abs() <= 4 * se).all()  # 0 and 1 are exact: se = 0 there
     again = data.draw_binary(p, torch.Generator().manual_seed(0))
     assert torch.equal(x, again)
+    # on a CPU, bit for bit the draws of torch.bernoulli: no notebook's dynamic pixels changed
+    assert torch.equal(x, torch.bernoulli(p, generator=torch.Generator().manual_seed(0)))
