@@ -165,6 +165,8 @@ def main(argv=None):
     p.add_argument("--save", default=None, help="save the trained model (vae_utils checkpoint) here")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
+    if not 0 <= args.warmup < 1:
+        p.error(f"--warmup {args.warmup}: give a fraction of the training time in [0, 1), e.g. 0.1")
 
     t_start = time.perf_counter()
     if args.threads:
