@@ -104,7 +104,7 @@ def eval_seconds_estimate(model, x: torch.Tensor, k: int, n_total: int, n_probe:
 
 
 def train_for(model, data: Split, seconds: float, seed: int, progress: bool,
-              batch_size: int = BATCH, lr0: float = LR, warmup: float = 0.0) -> History:
+              batch_size: int = BATCH, lr0: float = LR, warmup: float = WARMUP) -> History:
     """Train with SCHEDULE for about `seconds` of wall time; returns the History.
 
     warmup: the KL weight rises linearly from 0 to 1 over this fraction of the time (0: none).

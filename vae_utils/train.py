@@ -219,9 +219,8 @@ def save_checkpoint(path, model: VAE, train_config: TrainConfig | None = None,
     return path
 
 
-def _differences(saved: dict | None, wanted: dict, defaults: dict | None = None) -> list[str]:
-    # a field added after the file was saved takes its default (what the old code did)
-    saved = {**defaults, **saved} if saved is not None and defaults else (saved or {})
+def _differences(saved: dict | None, wanted: dict) -> list[str]:
+    saved = saved or {}
     return [f"{k}: saved {saved.get(k)!r}, asked {v!r}" for k, v in wanted.items() if saved.get(k) != v]
 
 
@@ -240,7 +239,10 @@ def load_checkpoint(path, model_config: VAEConfig | None = None,
     if model_config is not None:
         diffs += _differences(payload["model_config"], model_config.to_dict())
     if train_config is not None:
-        diffs += _differences(payload["train_config"], train_config.to_dict(), TrainConfig().to_dict())
+        saved_train = payload["train_config"]
+        if saved_train is not None:  # a field added after the file was saved has its default's behaviour
+            saved_train = {**TrainConfig().to_dict(), **saved_train}
+        diffs += _differences(saved_train, train_config.to_dict())
     if diffs:
         raise CheckpointMismatch(
             f"{path} was saved with another configuration:\n  " + "\n  ".join(diffs)
