@@ -6,6 +6,8 @@ import torch
 
 from vae_utils import hmc, linear_gaussian, marginal
 from vae_utils.elbo import log_weights
+from vae_utils.models import VAEConfig
+from vae_utils.train import build
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -120,11 +122,25 @@ def test_iwae_bounds_from_weights_rise_to_exact_log_px(ppca):
     torch.testing.assert_close(L[0], model.elbo(x, *model.encode(x)).mean().item(), atol=0.02, rtol=0)
 
 
-def test_importance_log_weights_are_those_of_elbo(ppca):
+@pytest.mark.parametrize("rows", [2000, 16, 1])  # one pass per chunk; 2 samples per pass; 1
+def test_importance_log_weights_are_those_of_elbo(ppca, rows):
     model, x = ppca
-    a = marginal.importance_log_weights(model, x, 30, chunk=7, generator=torch.Generator().manual_seed(4))
+    a = marginal.importance_log_weights(model, x, 30, chunk=7, generator=torch.Generator().manual_seed(4),
+                                        rows=rows)
     g = torch.Generator().manual_seed(4)
     b = torch.cat([log_weights(model, x, n, g) for n in (7, 7, 7, 7, 2)])
+    torch.testing.assert_close(a, b)
+
+
+def test_importance_log_weights_of_a_vae_in_passes_are_those_of_elbo():
+    """A Bernoulli VAE, 5 digits x 300 samples in passes of 10 decoder rows: the same weights."""
+    model = build(VAEConfig(x_dim=12, z_dim=3, hidden=(16,)), seed=0)
+    x = (torch.rand(5, 12, generator=torch.Generator().manual_seed(1)) < 0.5).float()
+    a = marginal.importance_log_weights(model, x, 300, chunk=120, generator=torch.Generator().manual_seed(2),
+                                        rows=10)
+    g = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        b = torch.cat([log_weights(model, x, n, g) for n in (120, 120, 60)])
     torch.testing.assert_close(a, b)
 
 
