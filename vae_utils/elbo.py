@@ -69,11 +69,19 @@ def sgvb_b(model, x, n_samples: int = 1, generator=None, kl_weight: float = 1.0)
     return model.log_likelihood(x, z).mean(0) - kl_weight * kl_to_standard_normal(mu, logvar)
 
 
-def log_weights(model, x, n_samples: int, generator=None):
-    """log w_k = log p(x, z_k) - log q(z_k|x), z_k ~ q(z|x): shape (n_samples, B)."""
+def log_weights(model, x, n_samples: int, generator=None, rows: int | None = None):
+    """log w_k = log p(x, z_k) - log q(z_k|x), z_k ~ q(z|x): shape (n_samples, B).
+
+    rows: run the decoder on about this many (sample, datapoint) pairs per pass, the same
+    draws in cache-sized pieces (None: all n_samples * B at once).
+    """
     mu, logvar = model.encode(x)
     z = reparameterize(mu, logvar, n_samples, generator)
-    return model.log_likelihood(x, z) + log_standard_normal(z) - log_normal(z, mu, logvar)
+    if rows is None:
+        log_px_z = model.log_likelihood(x, z)
+    else:
+        log_px_z = torch.cat([model.log_likelihood(x, zs) for zs in z.split(max(1, rows // len(x)))])
+    return log_px_z + log_standard_normal(z) - log_normal(z, mu, logvar)
 
 
 def iwae_bound(model, x, n_samples: int, generator=None):
