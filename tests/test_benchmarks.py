@@ -1,8 +1,9 @@
-"""The likelihood record's schedule (benchmarks/likelihood_record.py), on a toy model for seconds."""
+"""The likelihood record (benchmarks/likelihood_record.py): its schedule and its compiled evaluation, on a toy model for seconds."""
 import importlib.util
 from pathlib import Path
 
 import pytest
+import torch
 
 from vae_utils import train as T
 from vae_utils.models import VAEConfig
@@ -45,3 +46,16 @@ def test_warmup_raises_the_kl_weight_from_zero_to_one_then_trains_the_bound(reco
 
 def test_no_warmup_trains_the_bound_throughout(record, monkeypatch, binary_data):
     assert {b for b, _ in _chunks(record, monkeypatch, binary_data, warmup=0.0)} == {1.0}
+
+
+def test_compiled_likelihood_scores_as_the_model_does(record, binary_data):
+    """--compile: the same draws through a compiled log p(x|z) give the same log p(x)."""
+    from vae_utils.evaluate import log_likelihood, lower_bound
+
+    model = T.build(VAEConfig(x_dim=20, z_dim=2, hidden=(16,), activation="tanh")).eval()
+    x = binary_data.x[:40]
+    compiled = record.CompiledLikelihood(model)
+    eager = log_likelihood(model, x, n_samples=300, seed=3)
+    assert torch.allclose(log_likelihood(compiled, x, n_samples=300, seed=3), eager, atol=1e-4)
+    assert lower_bound(compiled, x, seed=3) == pytest.approx(lower_bound(model, x, seed=3), abs=1e-4)
+    assert not torch.allclose(log_likelihood(compiled, x, n_samples=300, seed=4), eager, atol=1e-4)
