@@ -1,5 +1,6 @@
 """The likelihood record (benchmarks/likelihood_record.py): its schedule and its compiled evaluation, on a toy model for seconds."""
 import importlib.util
+import shutil
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,8 @@ def test_no_warmup_trains_the_bound_throughout(record, monkeypatch, binary_data)
     assert {b for b, _ in _chunks(record, monkeypatch, binary_data, warmup=0.0)} == {1.0}
 
 
+@pytest.mark.skipif(not any(shutil.which(c) for c in ("g++", "c++", "clang++")),
+                    reason="torch.compile on a CPU needs a C++ compiler (g++ or clang++)")
 def test_compiled_likelihood_scores_as_the_model_does(record, binary_data):
     """--compile: the same draws through a compiled log p(x|z) give the same log p(x)."""
     from vae_utils.evaluate import log_likelihood, lower_bound
