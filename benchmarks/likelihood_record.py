@@ -227,7 +227,6 @@ def main(argv=None):
         save_checkpoint(args.save, model, history=history)
     t_trained = time.perf_counter()
 
-    model.eval()
     bound = lower_bound(scorer, x_eval, seed=args.seed)
     ll = log_likelihood(scorer, x_eval, n_samples=args.k, seed=args.seed)
     nll, sem = -ll.mean().item(), ll.std().item() / math.sqrt(len(ll))
