@@ -6,11 +6,17 @@ from pathlib import Path
 import pytest
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-SETUP = '''# Setup: on Colab, install vae_utils from the repository; elsewhere this does nothing.
-REPO_URL = "https://github.com/aevb-tutorial/aevb-tutorial"
+SETUP = '''# Setup: on Colab, install vae_utils from the repository and, of its requirements, only those
+# Colab lacks (Colab's torch, numpy, ipywidgets, ... stay as they are); elsewhere this does nothing.
+REPO_URL = "https://github.com/{repo}"
 import sys
 if "google.colab" in sys.modules:
-    %pip install -q "vae_utils @ git+{REPO_URL}"'''
+    %pip install -q --no-deps "vae_utils @ git+{REPO_URL}"
+    from vae_utils.colab import install_missing
+    install_missing()'''
+# The one name of the repository (README: how a fork changes it): notebook 00's REPO_URL.
+REPO = re.search(r'REPO_URL = "https://github.com/([^/"]+/[^/"]+)"',
+                 "".join(json.loads(NOTEBOOKS[0].read_text())["cells"][1]["source"])).group(1)
 
 
 def _cells(path):
@@ -29,10 +35,16 @@ def test_the_series_starts_at_00():
 def test_opens_with_badge_time_and_setup_cell(path):
     first, second = _cells(path)[:2]
     assert first["cell_type"] == "markdown"
-    assert f"colab.research.google.com/github/aevb-tutorial/aevb-tutorial/blob/main/notebooks/{path.name}" in _src(first)
+    assert f"colab.research.google.com/github/{REPO}/blob/main/notebooks/{path.name}" in _src(first)
     assert re.search(r"\*\*Time:\*\*.*CPU", _src(first)), "say how long it takes on a CPU"
     assert re.search(r"What you will learn", _src(first))
-    assert second["cell_type"] == "code" and _src(second).strip() == SETUP
+    assert second["cell_type"] == "code" and _src(second).strip() == SETUP.replace("{repo}", REPO)
+
+
+def test_the_readme_links_the_same_repository():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    links = set(re.findall(r"(?:mybinder.org/v2/gh|colab.research.google.com/github)/([^/]+/[^/]+)/", readme))
+    assert links == {REPO}, f"README links {links}, the notebooks' REPO_URL names {REPO}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

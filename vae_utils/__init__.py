@@ -6,16 +6,18 @@ Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014 (arXiv:1312.6114)
     theory       linear_gaussian (a closed-form model), gradients (score function vs pathwise)
     baselines    hmc, marginal (Appendix D), wake_sleep, mcem, compare (Figure 3)
     front end    plots, widgets
+    colab        installs the package on Colab without changing what Colab ships
 
-The core never imports plots or widgets.
+The core never imports plots or widgets. Importing this package does not import torch (so
+`vae_utils.colab` runs before torch is installed).
 """
-import torch
-
 __version__ = "0.1.0"
 
 
-def device() -> torch.device:
-    """The best available device: CUDA, else Apple's MPS, else the CPU."""
+def device():
+    """The best available device (a torch.device): CUDA, else Apple's MPS, else the CPU."""
+    import torch
+
     if torch.cuda.is_available():
         return torch.device("cuda")
     mps = getattr(torch.backends, "mps", None)
