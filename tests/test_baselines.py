@@ -1,4 +1,6 @@
 """Wake-sleep, Monte Carlo EM and the Figure 3 training loop: each update does what it claims."""
+import dataclasses
+
 import pytest
 import torch
 
@@ -57,7 +59,7 @@ def test_wake_sleep_learns_the_data(binary_data):
     model = T.build(SMALL)
     cfg = T.TrainConfig(epochs=15, optimizer="adam", lr=3e-3)
     before = evaluate.lower_bound(model, binary_data)
-    compare.fit("wake-sleep", model, binary_data, cfg)
+    T.train(model, binary_data, dataclasses.replace(cfg, algorithm="wake-sleep"), progress=False)
     after = evaluate.lower_bound(model, binary_data)
     assert after > before + 4  # from about 20 log 2 = 13.9 nats towards the data's 4-5 nats
 
@@ -94,57 +96,30 @@ def test_mcem_raises_the_marginal_likelihood(binary_data):
     x = binary_data.x[:100]
     kw = dict(n_samples=50, n_chains=5, burn_in=30, n_leapfrog=5)
     before = marginal.appendix_d_log_px(model, x, generator=g, **kw).mean().item()
-    compare.fit("MCEM", model, binary_data, T.TrainConfig(epochs=4, optimizer="adam", lr=3e-3))
+    T.train(model, binary_data, T.TrainConfig(epochs=4, optimizer="adam", lr=3e-3, algorithm="MCEM"), progress=False)
     after = marginal.appendix_d_log_px(model, x, generator=g, **kw).mean().item()
     assert after > before + 4
 
 
-def test_fit_aevb_is_algorithm_1_of_train(binary_data):
-    """The shared loop's AEVB update is train.train's, bit for bit: same minibatches, same noise."""
-    cfg = T.TrainConfig(epochs=2, lr=0.05)
-    a, b = T.build(SMALL, seed=1), T.build(SMALL, seed=1)
-    T.train(a, binary_data, cfg, progress=False)
-    compare.fit("AEVB", b, binary_data, cfg)
-    for pa, pb in zip(a.parameters(), b.parameters()):
-        assert torch.equal(pa, pb)
+def test_mcem_keeps_one_chain_per_datapoint_and_moves_only_the_minibatchs(binary_data):
+    model = T.build(SMALL)
+    cfg = T.TrainConfig(epochs=1, batch_size=512, algorithm="MCEM")
+    run = T.start(model, binary_data, cfg)
+    before = run.chains.z.clone()
+    idx = torch.arange(0, 512, 2)
+    T.mcem_step(run, binary_data.x[idx], idx, torch.Generator().manual_seed(0), 1.0)
+    moved = (run.chains.z != before).any(-1)
+    assert run.chains.z.shape == (512, 2) and not moved[1::2].any() and moved[::2].float().mean() > 0.5
 
 
-def test_fit_keeps_snapshots_and_is_reproducible(binary_data):
-    cfg = T.TrainConfig(epochs=3, batch_size=64)
-    runs = []
-    for _ in range(2):
-        model = T.build(SMALL)
-        h = compare.fit("MCEM", model, binary_data, cfg, snapshots=[512, 1024, 1536])
-        runs.append((model, h))
-    (m1, h1), (m2, h2) = runs
-    assert h1.samples == [512, 1024, 1536] and sorted(h1.snapshots) == h1.samples
-    assert all(torch.equal(a, b) for a, b in zip(m1.parameters(), m2.parameters()))
-    torch.testing.assert_close(h1.snapshots[1536]["decoder.net.0.weight"], m1.decoder.net[0].weight.detach())
-    assert not torch.equal(h1.snapshots[512]["decoder.net.0.weight"], h1.snapshots[1536]["decoder.net.0.weight"])
-
-
-def test_fit_or_load_caches(binary_data, tmp_path, monkeypatch):
+def test_marginal_curve_follows_the_snapshots(binary_data, tmp_path, monkeypatch):
     monkeypatch.setenv("VAE_UTILS_CHECKPOINTS", str(tmp_path))
-    cfg = T.TrainConfig(epochs=1, batch_size=128)
-    m1, h1 = compare.fit_or_load("ws", "wake-sleep", SMALL, cfg, binary_data, snapshots=[256, 512])
-    assert (tmp_path / "ws.pt").exists()
-    m2, h2 = compare.fit_or_load("ws", "wake-sleep", SMALL, cfg, binary_data, snapshots=[256, 512])
-    assert h2.samples == [256, 512] and all(torch.equal(a, b) for a, b in zip(m1.parameters(), m2.parameters()))
-    curve = compare.marginal_curve(m2, h2, binary_data.x[:20], torch.Generator().manual_seed(0),
+    cfg = T.TrainConfig(epochs=1, batch_size=128, algorithm="wake-sleep", snapshot_samples=(256, 512))
+    model, h = T.train_or_load("ws", SMALL, cfg, binary_data, progress=False)
+    curve = compare.marginal_curve(model, h, binary_data.x[:20], torch.Generator().manual_seed(0),
                                    n_samples=20, n_chains=4, burn_in=10, n_leapfrog=3)
     assert curve.shape == (2, 20) and (curve < 0).all()
-
-
-def test_unknown_algorithm_is_refused(binary_data):
-    with pytest.raises(ValueError, match="choose one of"):
-        compare.fit("EM", T.build(SMALL), binary_data, T.TrainConfig(epochs=1))
-
-
-def test_snapshots_between_minibatches_are_taken_at_the_next_boundary(binary_data, tmp_path, monkeypatch):
-    monkeypatch.setenv("VAE_UTILS_CHECKPOINTS", str(tmp_path))
-    cfg = T.TrainConfig(epochs=1, batch_size=128)
-    _, h = compare.fit_or_load("a", "AEVB", SMALL, cfg, binary_data, snapshots=[200, 512])
-    assert h.samples == [256, 512]
-    mtime = (tmp_path / "a.pt").stat().st_mtime_ns
-    compare.fit_or_load("a", "AEVB", SMALL, cfg, binary_data, snapshots=[200, 512])
-    assert (tmp_path / "a.pt").stat().st_mtime_ns == mtime  # loaded, not trained again
+    model.load_state_dict(h.snapshots[256])
+    first = marginal.appendix_d_log_px(model, binary_data.x[:20], generator=torch.Generator().manual_seed(0),
+                                       n_samples=20, n_chains=4, burn_in=10, n_leapfrog=3)
+    torch.testing.assert_close(curve[0], first)

@@ -1,10 +1,11 @@
 """The objectives of vae_utils.elbo against closed forms and torch.distributions."""
 import math
 
+import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from vae_utils import elbo
+from vae_utils import elbo, importance
 
 
 def test_kl_matches_torch_distributions():
@@ -26,6 +27,27 @@ def test_log_normal_matches_torch_distributions():
     expected = Normal(mu, (0.5 * logvar).exp()).log_prob(z).sum(-1)
     torch.testing.assert_close(elbo.log_normal(z, mu, logvar), expected)
     torch.testing.assert_close(elbo.log_standard_normal(z), Normal(0.0, 1.0).log_prob(z).sum(-1))
+
+
+def test_log_joint_is_likelihood_plus_prior(toy):
+    """log p(x, z) = log N(c; z, I) + log N(z; 0, I) for the conjugate toy, at any z."""
+    z = torch.randn(4, 2, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    expected = Normal(z, 1.0).log_prob(toy.c).sum(-1) + Normal(0.0, 1.0).log_prob(z).sum(-1)
+    torch.testing.assert_close(elbo.log_joint(toy, torch.zeros(2, 1), z), expected)
+
+
+def test_unknown_estimator_names_the_choices():
+    assert elbo.estimator("B") is elbo.sgvb_b
+    with pytest.raises(ValueError, match=r"estimator='C' is not an SGVB estimator; pass one of \['A', 'B'\]"):
+        elbo.estimator("C")
+
+
+def test_iwae_bound_and_log_weights_still_import_from_elbo():
+    from vae_utils.elbo import iwae_bound, log_weights
+
+    assert iwae_bound is importance.iwae_bound and log_weights is importance.log_weights
+    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+        elbo.nonsense
 
 
 def test_reparameterize_has_the_right_moments_and_gradients():
@@ -89,7 +111,7 @@ def test_bound_is_tight_at_the_true_posterior(toy):
 
 def test_iwae_bound_rises_with_k_and_stays_below_log_px(toy):
     x = torch.zeros(2000, 1, dtype=torch.float64)
-    means = [elbo.iwae_bound(toy, x, k, torch.Generator().manual_seed(k)).mean().item() for k in (1, 10, 100)]
+    means = [importance.iwae_bound(toy, x, k, torch.Generator().manual_seed(k)).mean().item() for k in (1, 10, 100)]
     assert means[0] < means[1] < means[2] < toy.exact_log_px()
     assert abs(means[0] - toy.exact_elbo()) < 0.1
     assert toy.exact_log_px() - means[2] < 0.1 * (toy.exact_log_px() - toy.exact_elbo())
@@ -98,7 +120,7 @@ def test_iwae_bound_rises_with_k_and_stays_below_log_px(toy):
 def test_iwae_with_one_sample_is_estimator_a(toy):
     x = torch.zeros(50, 1, dtype=torch.float64)
     a = elbo.sgvb_a(toy, x, 1, torch.Generator().manual_seed(3))
-    iw = elbo.iwae_bound(toy, x, 1, torch.Generator().manual_seed(3))
+    iw = importance.iwae_bound(toy, x, 1, torch.Generator().manual_seed(3))
     torch.testing.assert_close(a, iw)
 
 

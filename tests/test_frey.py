@@ -44,7 +44,9 @@ def test_means_in_unit_interval(frey_model):
 
 def test_manifold_of_faces(frey_model):
     grid = P.decode_grid(frey_model, n=4, image_shape=SHAPE)
-    assert grid.shape == (16, *SHAPE)
+    with torch.no_grad():
+        expected = frey_model.mean(torch.as_tensor(P.latent_grid(4), dtype=torch.float32))
+    np.testing.assert_allclose(grid, expected.reshape(16, *SHAPE).numpy(), rtol=1e-6)
     assert P.image_grid(grid, nrow=4).shape == (4 * 29 - 1, 4 * 21 - 1)
 
 
@@ -59,7 +61,8 @@ def test_widgets_take_28x20(frey_model):
 
     x = torch.rand(30, 560)
     it = W.InterpolationExplorer(frey_model, x, mu, index_a=0, index_b=5, image_shape=SHAPE, steps=5)
-    assert it.path().shape == (5, *SHAPE)
+    path = it.path()
+    np.testing.assert_allclose(path[[0, -1]], W.decode(frey_model, mu[[0, 5]], SHAPE), rtol=1e-6)  # A's and B's codes
 
     frames = W.manifold_frames(frey_model.config, {0: frey_model.state_dict()}, n=3, image_shape=SHAPE)
     assert frames[0].shape == (3 * 29 - 1, 3 * 21 - 1)

@@ -4,10 +4,9 @@ import math
 import pytest
 import torch
 
-from vae_utils import hmc, linear_gaussian, marginal
-from vae_utils.elbo import log_weights
-from vae_utils.models import VAEConfig
-from vae_utils.train import build
+from vae_utils import elbo, hmc, importance, linear_gaussian, marginal
+from vae_utils.importance import log_weights
+from vae_utils.models import VAEConfig, build
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -35,6 +34,27 @@ def test_leapfrog_is_reversible_and_nearly_conserves_energy(ppca):
     h0, h1 = -lp0 + 0.5 * (r0**2).sum(-1), -lp1 + 0.5 * (r1**2).sum(-1)
     assert (h1 - h0).abs().max() < 0.05  # the error of the integrator is O(eps^2)
     assert (z1 - z0).abs().max() > 0.1  # and it did move
+
+
+def test_leapfrog_needs_at_least_one_step(ppca):
+    model, x = ppca
+    z = torch.zeros(8, 3, dtype=torch.float64)
+    lp, grad = hmc.log_joint_and_grad(model, x, z)
+    with pytest.raises(ValueError, match=r"n_steps=0: a leapfrog trajectory needs at least one step; "
+                                         r"pass an integer n_steps >= 1"):
+        hmc.leapfrog(model, x, z, torch.zeros_like(z), grad, torch.full((8,), 0.1, dtype=torch.float64), 0)
+    with pytest.raises(ValueError, match=r"n_leapfrog=0: .* pass an integer n_leapfrog >= 1"):
+        hmc.run(model, x, hmc.init_chains(z), 5, n_leapfrog=0)
+
+
+def test_log_joint_has_one_home_and_is_the_posterior_up_to_log_px(ppca):
+    """hmc.log_joint is elbo.log_joint, and log p(x, z) - log p(x) = log p(z|x) for pPCA."""
+    model, x = ppca
+    assert hmc.log_joint is elbo.log_joint
+    z = torch.randn(4, 8, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    m, S = model.posterior(x)
+    torch.testing.assert_close(hmc.log_joint(model, x, z) - model.log_marginal(x),
+                               torch.distributions.MultivariateNormal(m, S).log_prob(z))
 
 
 def test_gradient_is_that_of_the_log_posterior(ppca):
@@ -111,7 +131,6 @@ def test_iwae_bounds_from_weights_rise_to_exact_log_px(ppca):
     model, x = ppca  # encode() gives the posterior's diagonal: a good but imperfect proposal
     g = torch.Generator().manual_seed(0)
     lw = marginal.importance_log_weights(model, x, 6000, chunk=700, generator=g)
-    assert lw.shape == (6000, 8)
     torch.testing.assert_close(marginal.iwae_bound_from_weights(lw, 1), lw.mean(0))  # K = 1: the ELBO
     torch.testing.assert_close(marginal.iwae_bound_from_weights(lw, 6000),
                                torch.logsumexp(lw, 0) - math.log(6000))
@@ -122,8 +141,24 @@ def test_iwae_bounds_from_weights_rise_to_exact_log_px(ppca):
     torch.testing.assert_close(L[0], model.elbo(x, *model.encode(x)).mean().item(), atol=0.02, rtol=0)
 
 
+def test_iwae_bound_from_weights_needs_k_at_most_the_number_of_weights():
+    lw = torch.zeros(10, 3)
+    torch.testing.assert_close(marginal.iwae_bound_from_weights(lw, 10), torch.zeros(3))
+    for k in (11, 0):
+        with pytest.raises(ValueError, match=rf"k={k}, but log_w holds K=10 weights per datapoint: "
+                                             r"L_k needs an integer 1 <= k <= K"):
+            marginal.iwae_bound_from_weights(lw, k)
+
+
+def test_importance_functions_keep_their_marginal_import_path():
+    for name in ("importance_log_weights", "log_mean_exp", "iwae_bound_from_weights", "effective_sample_size"):
+        assert getattr(marginal, name) is getattr(importance, name), name
+    a = torch.tensor([[0.0, 1.0], [math.log(3.0), 1.0]], dtype=torch.float64)
+    torch.testing.assert_close(marginal.log_mean_exp(a), torch.tensor([math.log(2.0), 1.0], dtype=torch.float64))
+
+
 @pytest.mark.parametrize("rows", [2000, 16, 1])  # one pass per chunk; 2 samples per pass; 1
-def test_importance_log_weights_are_those_of_elbo(ppca, rows):
+def test_importance_log_weights_are_those_of_log_weights(ppca, rows):
     model, x = ppca
     a = marginal.importance_log_weights(model, x, 30, chunk=7, generator=torch.Generator().manual_seed(4),
                                         rows=rows)
@@ -132,7 +167,7 @@ def test_importance_log_weights_are_those_of_elbo(ppca, rows):
     torch.testing.assert_close(a, b)
 
 
-def test_importance_log_weights_of_a_vae_in_passes_are_those_of_elbo():
+def test_importance_log_weights_of_a_vae_in_passes_are_those_of_log_weights():
     """A Bernoulli VAE, 5 digits x 300 samples in passes of 10 decoder rows: the same weights."""
     model = build(VAEConfig(x_dim=12, z_dim=3, hidden=(16,)), seed=0)
     x = (torch.rand(5, 12, generator=torch.Generator().manual_seed(1)) < 0.5).float()

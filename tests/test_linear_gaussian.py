@@ -118,8 +118,50 @@ def test_iwae_bound_approaches_log_p():
     assert gap(1) > gap(30) > gap(1000) > -0.05
 
 
-def test_encode_shapes(model, data):
+def test_encode_gives_the_posteriors_diagonal_or_the_fixed_q(model, data):
     mu, logvar = model.encode(data)
-    assert mu.shape == logvar.shape == (len(data), model.z_dim)
-    mu, logvar = model.with_q([0.0, 1.0, 2.0], [0.0, 0.0, 0.0]).encode(data)
-    assert mu.shape == (len(data), model.z_dim) and (mu[:, 2] == 2).all()
+    m, S = model.posterior(data)
+    torch.testing.assert_close(mu, m)
+    torch.testing.assert_close(logvar, S.diagonal().log().expand(len(data), -1))
+    mu, logvar = model.with_q([0.0, 1.0, 2.0], [0.0, -1.0, 0.5]).encode(data)
+    torch.testing.assert_close(mu, torch.tensor([[0.0, 1.0, 2.0]], dtype=DTYPE).expand(len(data), -1))
+    torch.testing.assert_close(logvar, torch.tensor([[0.0, -1.0, 0.5]], dtype=DTYPE).expand(len(data), -1))
+
+
+def test_float32_model_computes_in_float32_and_agrees_with_float64(model, data):
+    """Every tensor a method creates has W's dtype: nothing is promoted to float64 behind the caller's back."""
+    m32 = random_model(x_dim=5, z_dim=3, s=0.7, seed=0, dtype=torch.float32)
+    x32 = data.float()
+    q32 = m32.with_q([0.1, 0.2, 0.3], [0.0, 0.0, 0.0])
+    out = {"marginal_cov": (m32.marginal_cov(), model.marginal_cov()),
+           "log_marginal": (m32.log_marginal(x32), model.log_marginal(data)),
+           "posterior cov": (m32.posterior(x32)[1], model.posterior(data)[1]),
+           "q mean": (q32.encode(x32)[0], model.with_q([0.1, 0.2, 0.3], [0.0, 0.0, 0.0]).encode(data)[0]),
+           "elbo": (m32.elbo(x32, *m32.encode(x32)), model.elbo(data, *model.encode(data)))}
+    for name, (got, exact) in out.items():
+        assert got.dtype == torch.float32, name
+        torch.testing.assert_close(got.double(), exact, rtol=1e-4, atol=1e-4, msg=name)
+    x, z = m32.sample(4, generator=torch.Generator().manual_seed(1))
+    assert x.dtype == z.dtype == torch.float32
+    x64, z64 = model.sample(4, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(z.double(), z64, rtol=1e-6, atol=1e-6)  # same draws, converted
+
+
+def test_tensors_are_created_on_the_models_device():
+    """On the meta device (no data, shapes and devices only), which stands in for a GPU: a method
+    that made a tensor on the CPU would fail to combine it with W."""
+    m = random_model(x_dim=5, z_dim=3, s=0.7, seed=0, device="meta")
+    x = torch.zeros(2, 5, device="meta", dtype=DTYPE)
+    mu, logvar = m.encode(x)
+    results = [m.marginal_cov(), m.log_marginal(x), *m.posterior(x), *m.sample(3),
+               *m.with_q([0.0, 0.0, 0.0], [0.0, 0.0, 0.0]).encode(x), m.elbo(x, mu, logvar),
+               m.kl_to_posterior(x, mu, logvar), m.log_prior(mu)]
+    assert all(t.device.type == "meta" for t in results)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_cuda_model_agrees_with_the_cpu_model(model, data):
+    m = random_model(x_dim=5, z_dim=3, s=0.7, seed=0, device="cuda")
+    torch.testing.assert_close(m.log_marginal(data.cuda()).cpu(), model.log_marginal(data))
+    x, _ = m.sample(4, generator=torch.Generator().manual_seed(1))  # a CPU generator: the same draws
+    torch.testing.assert_close(x.cpu(), model.sample(4, generator=torch.Generator().manual_seed(1))[0])

@@ -1,11 +1,15 @@
-"""Algorithm 1: learning, exact reproducibility, clear errors, atomic checkpoints, the cache."""
+"""Algorithm 1 and the one training loop: learning, exact reproducibility and continuation,
+schedules, clear errors, and the model cache."""
+import dataclasses
+
 import pytest
 import torch
 
 from vae_utils import device, elbo
-from vae_utils.data import Split
-from vae_utils.models import VAEConfig
+from vae_utils import run as R
 from vae_utils import train as T
+from vae_utils.data import Split
+from vae_utils.models import VAEConfig, build
 
 SMALL = VAEConfig(x_dim=20, z_dim=2, hidden=(16,), activation="tanh")
 
@@ -14,42 +18,87 @@ def _config(**kw):
     return T.TrainConfig(**{"epochs": 3, "batch_size": 32, "lr": 0.05, **kw})
 
 
+def _params(model):
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
 def test_device_is_a_torch_device():
     assert isinstance(device(), torch.device)
 
 
 def test_training_raises_the_bound_and_records_history(binary_data):
-    model = T.build(SMALL, seed=0)
-    h = T.train(model, binary_data, _config(epochs=8, snapshot_epochs=(1, 8)), test=binary_data, progress=False)
+    model = build(SMALL, seed=0)
+    run = T.train(model, binary_data, _config(epochs=8, snapshot_epochs=(1, 8)), test=binary_data, progress=False)
+    h = run.history
     assert h.epoch == list(range(1, 9))
-    assert h.samples == [512 * e for e in range(1, 9)]  # training samples evaluated
+    assert h.samples == [512 * e for e in range(1, 9)]  # training samples seen
     assert h.test[-1] > h.test[0] + 1.0  # nats per datapoint improved
-    assert sorted(h.snapshots) == [1, 8]
-    assert not model.training
+    assert sorted(h.snapshots) == [512, 8 * 512]
+    torch.testing.assert_close(h.snapshots[8 * 512]["encoder.net.0.weight"], model.encoder.net[0].weight.detach())
+    assert run.step == 8 * 16 and not model.training
 
 
-def test_same_seed_reproduces_a_run_exactly(binary_data):
+def test_same_seed_reproduces_a_run_exactly_and_another_seed_does_not(binary_data):
     runs = []
-    for _ in range(2):
-        model = T.build(SMALL, seed=3)
-        h = T.train(model, binary_data, _config(seed=3, optimizer="adam", lr=1e-2), progress=False)
-        runs.append((h.train, torch.cat([p.flatten() for p in model.parameters()])))
-    assert runs[0][0] == runs[1][0]
-    assert torch.equal(runs[0][1], runs[1][1])
-    other = T.build(SMALL, seed=4)
-    h = T.train(other, binary_data, _config(seed=4, optimizer="adam", lr=1e-2), progress=False)
-    assert h.train != runs[0][0]
+    for seed in (3, 3, 4):
+        model = build(SMALL, seed=seed)
+        run = T.train(model, binary_data, _config(seed=seed, optimizer="adam", lr=1e-2), progress=False)
+        runs.append((run.history.train, _params(model)))
+    assert runs[0][0] == runs[1][0] and torch.equal(runs[0][1], runs[1][1])
+    assert runs[2][0] != runs[0][0]
 
 
-def test_training_can_be_continued(binary_data):
-    model = T.build(SMALL)
-    h = T.train(model, binary_data, _config(epochs=2), progress=False)
-    h = T.train(model, binary_data, _config(epochs=2), progress=False, history=h)
-    assert h.epoch == [1, 2, 3, 4] and h.samples[-1] == 4 * 512
+@pytest.mark.parametrize("algorithm", T.ALGORITHMS)
+def test_one_plus_one_epochs_are_two_epochs_bit_for_bit(binary_data, algorithm):
+    """Randomness per (seed, epoch) and the optimizer's state in the Run: a run continued
+    gives what one uninterrupted run gives (the old loop replayed epoch 1's minibatches)."""
+    cfg = _config(epochs=2, optimizer="adam", lr=1e-2, algorithm=algorithm)
+    whole = build(SMALL, seed=1)
+    T.train(whole, binary_data, cfg, progress=False)
+    halves = build(SMALL, seed=1)
+    run = T.train(halves, binary_data, cfg, progress=False, until=1)
+    assert run.epoch == 1
+    T.train(halves, binary_data, cfg, progress=False, run=run)
+    assert torch.equal(_params(whole), _params(halves))
+    # and through a checkpoint's state: a new Run loaded from the first half's state
+    again = build(SMALL, seed=1)
+    first = T.train(again, binary_data, cfg, progress=False, until=1)
+    state = first.state_dict()
+    fresh = build(SMALL, seed=99)
+    resumed = T.start(fresh, binary_data, cfg)
+    resumed.load_state_dict(state)
+    T.train(fresh, binary_data, cfg, progress=False, run=resumed)
+    assert torch.equal(_params(whole), _params(fresh))
+
+
+def test_each_epoch_draws_its_own_minibatches():
+    a, b = T.epoch_generator(0, 1, "cpu"), T.epoch_generator(0, 2, "cpu")
+    assert not torch.equal(torch.randperm(100, generator=a), torch.randperm(100, generator=b))
+    same = T.epoch_generator(0, 1, "cpu")
+    assert torch.equal(torch.rand(5, generator=T.epoch_generator(0, 1, "cpu")), torch.rand(5, generator=same))
+
+
+def test_a_run_of_another_config_is_refused(binary_data):
+    model = build(SMALL)
+    run = T.train(model, binary_data, _config(epochs=1), progress=False)
+    with pytest.raises(ValueError, match="another model or configuration"):
+        T.train(model, binary_data, _config(epochs=2, lr=0.1), progress=False, run=run)
+
+
+def test_callback_sees_every_epoch(binary_data):
+    seen = []
+    T.train(build(SMALL), binary_data, _config(epochs=3), progress=False, callback=lambda run: seen.append(run.epoch))
+    assert seen == [1, 2, 3]
+
+
+def test_snapshots_between_minibatches_are_taken_at_the_next_boundary(binary_data):
+    run = T.train(build(SMALL), binary_data, _config(epochs=2, batch_size=128, snapshot_samples=(200, 512, 1024)),
+                  progress=False)
+    assert sorted(run.history.snapshots) == [256, 512, 1024]
 
 
 def test_nan_is_caught_with_a_clear_message(binary_data):
-    model = T.build(SMALL)
+    model = build(SMALL)
     with torch.no_grad():
         model.encoder.net[0].weight[0, 0] = float("nan")
     with pytest.raises(T.TrainingDiverged, match=r"NaN or infinite in epoch 1.*Lower the learning rate"):
@@ -58,114 +107,112 @@ def test_nan_is_caught_with_a_clear_message(binary_data):
 
 @pytest.mark.parametrize("x, word", [(torch.rand(10, 7), r"shape \(10, 7\).*expects \(N, 20\)"),
                                      (torch.rand(10, 20) * 255, r"pixels in \[0, 1\].*x / 255"),
-                                     (torch.full((10, 20), float("nan")), "NaN")])
+                                     (torch.full((10, 20), float("nan")), "NaN"),
+                                     (torch.rand(10, 20, dtype=torch.float64), r"float64 on cpu.*float32 on cpu")])
 def test_bad_data_are_refused_before_training(x, word):
     with pytest.raises(ValueError, match=word):
-        T.train(T.build(SMALL), Split(x, None, (4, 5)), _config(), progress=False)
+        T.train(build(SMALL), Split(x, None, (4, 5)), _config(), progress=False)
 
 
-def test_checkpoint_round_trip(tmp_path, binary_data):
-    model = T.build(SMALL)
-    cfg = _config(epochs=1, snapshot_epochs=(1,))
-    h = T.train(model, binary_data, cfg, progress=False)
-    path = T.save_checkpoint(tmp_path / "m.pt", model, cfg, h)
-    loaded, h2 = T.load_checkpoint(path, SMALL, cfg)
-    x = binary_data.x[:5]
-    torch.testing.assert_close(loaded.encode(x), model.encode(x))
-    assert h2.train == h.train and set(h2.snapshots) == {1}
-    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temporary file left
+@pytest.mark.parametrize("bad", [{"estimator": "C"}, {"optimizer": "sgd"}, {"kl_weight": 1.5},
+                                 {"kl_weight": -0.1}, {"eval_every": 0}, {"batch_size": 0}, {"lr": -1.0},
+                                 {"epochs": 0}, {"n_samples": 0}, {"kl_warmup": 1.0}, {"algorithm": "EM"},
+                                 {"lr_steps": ((0.5, 0.1), (0.3, 0.01))}, {"snapshot_epochs": (0,)},
+                                 {"weight_decay": -1e-3}])
+def test_bad_train_config_is_refused_naming_the_field(bad):
+    with pytest.raises(ValueError, match=rf"TrainConfig {list(bad)[0]}="):
+        T.TrainConfig(**bad)
 
 
-def test_checkpoint_from_another_config_is_refused(tmp_path):
-    path = T.save_checkpoint(tmp_path / "m.pt", T.build(SMALL), _config())
-    with pytest.raises(T.CheckpointMismatch, match=r"(?s)z_dim: saved 2, asked 5.*delete the file"):
-        T.load_checkpoint(path, VAEConfig(x_dim=20, z_dim=5, hidden=(16,)))
-    with pytest.raises(T.CheckpointMismatch, match=r"lr: saved 0.05, asked 0.1"):
-        T.load_checkpoint(path, SMALL, _config(lr=0.1))
+def test_schedules_are_functions_of_progress():
+    c = _config(lr=1.0, lr_steps=((0.5, 0.1), (0.75, 0.01)), kl_weight=0.8, kl_warmup=0.4)
+    assert [T.lr_at(p, c) for p in (0.0, 0.49, 0.5, 0.74, 0.75, 1.0)] == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
+    assert [T.kl_weight_at(p, c) for p in (0.0, 0.2, 0.4, 0.9)] == pytest.approx([0.0, 0.4, 0.8, 0.8])
+    assert T.kl_weight_at(0.0, _config()) == 1.0  # no warm-up: the bound from the first step
 
 
-def test_corrupt_checkpoint_gets_a_clear_error(tmp_path):
-    path = tmp_path / "m.pt"
-    path.write_bytes(b"not a checkpoint")
-    with pytest.raises(T.CheckpointMismatch, match="not a readable vae_utils checkpoint"):
-        T.load_checkpoint(path)
+def test_the_loop_applies_the_schedules_at_every_step(binary_data, monkeypatch):
+    betas = []
+    real = T.ESTIMATORS["B"]
+    monkeypatch.setitem(T.ESTIMATORS, "B", lambda *a: betas.append(a[-1]) or real(*a))
+    run = T.train(build(SMALL), binary_data, _config(epochs=4, lr_steps=((0.5, 0.1),), kl_warmup=0.5), progress=False)
+    steps = 4 * 16
+    assert len(betas) == steps and betas[0] == 0.0 and betas == sorted(betas)
+    assert betas[steps // 2 - 1] < 1 and betas[steps // 2:] == [1.0] * (steps // 2)
+    assert run.optimizer.param_groups[0]["lr"] == pytest.approx(0.005)
 
 
-def test_failed_save_leaves_the_old_checkpoint_untouched(tmp_path, monkeypatch):
-    path = T.save_checkpoint(tmp_path / "m.pt", T.build(SMALL), _config())
-    before = path.read_bytes()
+def test_kl_weight_below_one_trains_a_larger_objective(binary_data):
+    """kl_weight = 0 optimises reconstruction alone: its recorded objective is above the bound
+    of the same run at kl_weight = 1, and the KL it leaves is larger."""
+    runs = {}
+    for beta in (0.0, 1.0):
+        model = build(SMALL)
+        run = T.train(model, binary_data, _config(epochs=10, kl_weight=beta), progress=False)
+        mu, logvar = model.encode(binary_data.x)
+        runs[beta] = run.history.train[-1], elbo.kl_to_standard_normal(mu, logvar).mean().item()
+    assert runs[0.0][0] > runs[1.0][0] and runs[0.0][1] > runs[1.0][1]
 
-    def broken_save(obj, f):
-        open(f, "wb").write(b"half")
-        raise OSError("disk full")
 
-    monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
-        T.save_checkpoint(path, T.build(SMALL, seed=1), _config())
-    assert path.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+def test_paper_weight_decay_is_the_gradient_of_the_prior_on_theta(binary_data):
+    """Maximising mean_i L(x_i) + log N(theta; 0, I) / N is the same step as weight decay 1/N."""
+    n = len(binary_data)
+    x = binary_data.x[:64]
+    models = [build(SMALL, seed=5), build(SMALL, seed=5)]
+    with_decay = T.make_optimizer(models[0].parameters(), _config(weight_decay=T.paper_weight_decay(n)))
+    with_prior = T.make_optimizer(models[1].parameters(), _config(weight_decay=0.0))
+    for model, opt, prior in ((models[0], with_decay, 0.0), (models[1], with_prior, 1.0)):
+        g = torch.Generator().manual_seed(0)
+        log_prior = sum(-0.5 * (p ** 2).sum() for p in model.parameters())  # log N(theta; 0, I) + const
+        loss = -(elbo.sgvb_b(model, x, 1, g).mean() + prior * log_prior / n)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    torch.testing.assert_close(_params(models[0]), _params(models[1]), rtol=0, atol=1e-6)
+    assert T.paper_weight_decay(60000) == pytest.approx(1 / 60000)
 
+
+def test_fused_update_is_decided_when_the_optimizer_is_built():
+    class NoFused(torch.optim.SGD):
+        def __init__(self, params, lr, fused=None, **kw):
+            if fused:
+                raise RuntimeError("fused is not supported here")
+            super().__init__(params, lr=lr, **kw)
+
+    assert R._fused_works(NoFused, torch.device("cpu"), torch.float32) is False
+    opt = T.make_optimizer(build(SMALL).parameters(), _config(optimizer="adam"))
+    assert opt.param_groups[0]["fused"] == R._fused_works(torch.optim.Adam, torch.device("cpu"), torch.float32)
+
+
+# -- the model cache -----------------------------------------------------------------------------
 
 def test_train_or_load_trains_once_then_loads(tmp_path, monkeypatch, binary_data):
     monkeypatch.setenv("VAE_UTILS_CHECKPOINTS", str(tmp_path))
     m1, h1 = T.train_or_load("toy", SMALL, _config(), binary_data, progress=False)
-    assert (tmp_path / "toy.pt").exists()
+    assert len(list(tmp_path.glob("toy-*.pt"))) == 1
     monkeypatch.setattr(T, "train", lambda *a, **k: pytest.fail("trained again"))
     m2, h2 = T.train_or_load("toy", SMALL, _config(), binary_data, progress=False)
-    assert h2.train == h1.train
-    torch.testing.assert_close(m2.encode(binary_data.x), m1.encode(binary_data.x))
+    assert h2.train == h1.train and torch.equal(_params(m1), _params(m2))
 
 
-def test_paper_weight_decay_is_one_over_n():
-    assert T.paper_weight_decay(60000) == pytest.approx(1 / 60000)
+def test_the_cache_never_mixes_up_algorithms_configs_or_data(tmp_path, monkeypatch, binary_data, capsys):
+    """The old cache returned AEVB's weights for MCEM, and overwrote a model trained under
+    another config of the same name."""
+    monkeypatch.setenv("VAE_UTILS_CHECKPOINTS", str(tmp_path))
+    aevb, _ = T.train_or_load("probe", SMALL, _config(epochs=1), binary_data, progress=False)
+    first = next(tmp_path.glob("probe-*.pt"))
+    saved = first.read_bytes()
+    mcem, _ = T.train_or_load("probe", SMALL, _config(epochs=1, algorithm="MCEM"), binary_data, progress=False)
+    assert not torch.equal(_params(aevb), _params(mcem))
+    assert 'train.algorithm: saved "AEVB", asked "MCEM"' in capsys.readouterr().out
+    T.train_or_load("probe", SMALL, _config(epochs=1, lr=0.1), binary_data, progress=False)
+    other = dataclasses.replace(binary_data, x=1 - binary_data.x)
+    T.train_or_load("probe", SMALL, _config(epochs=1), other, progress=False)
+    assert len(list(tmp_path.glob("probe-*.pt"))) == 4 and first.read_bytes() == saved
 
 
-@pytest.mark.parametrize("bad", [{"estimator": "C"}, {"optimizer": "sgd"}, {"kl_weight": 1.5},
-                                 {"kl_weight": -0.1}])
-def test_bad_train_config_is_refused(bad):
-    with pytest.raises(ValueError, match=list(bad)[0]):
-        T.TrainConfig(**bad)
-
-
-def test_a_passed_optimizer_keeps_its_state_and_step_size(binary_data):
-    model = T.build(SMALL)
-    opt = T.make_optimizer(model.parameters(), _config(optimizer="adam", lr=1e-2))
-    h = T.train(model, binary_data, _config(epochs=1), progress=False, optimizer=opt)
-    T.train(model, binary_data, _config(epochs=1), progress=False, history=h, optimizer=opt)
-    steps = 2 * (512 // 32)
-    assert all(int(s["step"]) == steps for s in opt.state.values())  # moments carried over
-    before = [p.detach().clone() for p in model.parameters()]
-    for group in opt.param_groups:
-        group["lr"] = 0.0  # the optimizer's step size rules, not config.lr
-    T.train(model, binary_data, _config(epochs=1, lr=0.5), progress=False, optimizer=opt)
-    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
-
-
-def test_an_optimizer_of_another_model_is_refused(binary_data):
-    other = T.make_optimizer(T.build(SMALL).parameters(), _config())
-    with pytest.raises(ValueError, match="does not hold this model's parameters"):
-        T.train(T.build(SMALL), binary_data, _config(), progress=False, optimizer=other)
-
-
-def test_kl_weight_below_one_trains_a_larger_objective(binary_data):
-    """A KL warm-up (kl_weight = 0) optimises reconstruction alone: its recorded objective is
-    above the bound of the same run at kl_weight = 1, and the KL it leaves is larger."""
-    runs = {}
-    for beta in (0.0, 1.0):
-        model = T.build(SMALL)
-        h = T.train(model, binary_data, _config(kl_weight=beta), progress=False)
-        mu, logvar = model.encode(binary_data.x)
-        runs[beta] = h.train[-1], elbo.kl_to_standard_normal(mu, logvar).mean().item()
-    assert runs[0.0][0] > runs[1.0][0] and runs[0.0][1] > runs[1.0][1]
-
-
-def test_checkpoint_saved_before_a_config_field_existed_loads_with_its_default(tmp_path):
-    """A checkpoint written before TrainConfig had kl_weight was trained with the bound
-    (kl_weight = 1): it matches the default config and is refused for another weight."""
-    path = T.save_checkpoint(tmp_path / "m.pt", T.build(SMALL), _config())
-    payload = torch.load(path, weights_only=True)
-    del payload["train_config"]["kl_weight"]
-    torch.save(payload, path)
-    T.load_checkpoint(path, SMALL, _config())
-    with pytest.raises(T.CheckpointMismatch, match="kl_weight: saved 1.0, asked 0.5"):
-        T.load_checkpoint(path, SMALL, _config(kl_weight=0.5))
+def test_snapshots_by_epoch(binary_data):
+    run = T.train(build(SMALL), binary_data, _config(epochs=3, batch_size=128, snapshot_epochs=(1, 3),
+                                                       snapshot_samples=(200,)), progress=False)
+    assert sorted(run.history.snapshots) == [256, 512, 1536]
+    assert sorted(run.history.snapshots_by_epoch()) == [1, 3]

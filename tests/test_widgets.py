@@ -59,10 +59,13 @@ def test_to_png_round_trip_and_scale():
     np.testing.assert_array_equal(back[::3, ::3], (img * 255).round().astype(np.uint8))
 
 
-def test_encode_means_shapes(model):
-    x = torch.rand(50, 784)
-    mu, std = W.encode_means(model, x, batch_size=16)
-    assert mu.shape == std.shape == (50, 2) and (std > 0).all()
+def test_encode_means_equal_the_encoder_in_batches(model):
+    x = torch.rand(50, 784, generator=torch.Generator().manual_seed(0))
+    mu, std = W.encode_means(model, x, batch_size=16)  # 16 + 16 + 16 + 2 rows
+    with torch.no_grad():
+        mu_ref, logvar_ref = model.encode(x)
+    np.testing.assert_allclose(mu, mu_ref.numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(std, torch.exp(0.5 * logvar_ref).numpy(), rtol=1e-6)
 
 
 def test_latent_map_pixel_is_monotone_and_marker_drawn(codes):

@@ -6,6 +6,10 @@
 Every function returns one value per datapoint, in nats; average over a batch for
 "nats per datapoint", the unit of the paper's figures. `model` is anything with
 `encode(x) -> (mu, logvar)` and `log_likelihood(x, z) -> log p(x|z)`, e.g. models.VAE.
+
+The densities every other module uses live here: `log_normal`, `log_standard_normal` (the
+prior) and `log_joint` = log p(x, z). The importance-weighted bound and its weights live in
+vae_utils.importance; `elbo.iwae_bound` and `elbo.log_weights` still import from here.
 """
 from __future__ import annotations
 
@@ -34,13 +38,22 @@ def log_standard_normal(z):
     return -0.5 * (LOG_2PI + z**2).sum(-1)
 
 
+def log_joint(model, x, z):
+    """log p(x, z) = log p(x|z) + log p(z), the prior being N(0, I): shape (..., B).
+
+    The unnormalised log posterior: HMC's target (vae_utils.hmc), the numerator of every
+    importance weight (vae_utils.importance) and Monte Carlo EM's M-step objective.
+    """
+    return model.log_likelihood(x, z) + log_standard_normal(z)
+
+
 def reparameterize(mu, logvar, n_samples: int = 1, generator=None):
     """z = mu + sigma * eps, eps ~ N(0, I)   (section 2.4): shape (n_samples, *mu.shape).
 
     The randomness sits in eps, so z is a differentiable function of (mu, logvar).
     """
     eps = torch.randn((n_samples, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
-    return mu + torch.exp(0.5 * logvar) * eps
+    return mu + torch.exp(0.5 * logvar) * eps  # sigma = exp(log sigma^2 / 2)
 
 
 def sgvb_a(model, x, n_samples: int = 1, generator=None, kl_weight: float = 1.0):
@@ -50,8 +63,8 @@ def sgvb_a(model, x, n_samples: int = 1, generator=None, kl_weight: float = 1.0)
     """
     mu, logvar = model.encode(x)
     z = reparameterize(mu, logvar, n_samples, generator)
-    log_prior_ratio = log_standard_normal(z) - log_normal(z, mu, logvar)
-    return (model.log_likelihood(x, z) + kl_weight * log_prior_ratio).mean(0)
+    log_prior_ratio = log_standard_normal(z) - log_normal(z, mu, logvar)  # log p(z_l) - log q(z_l|x)
+    return (model.log_likelihood(x, z) + kl_weight * log_prior_ratio).mean(0)  # eq. 6
 
 
 def sgvb_b(model, x, n_samples: int = 1, generator=None, kl_weight: float = 1.0):
@@ -66,30 +79,28 @@ def sgvb_b(model, x, n_samples: int = 1, generator=None, kl_weight: float = 1.0)
     """
     mu, logvar = model.encode(x)
     z = reparameterize(mu, logvar, n_samples, generator)
-    return model.log_likelihood(x, z).mean(0) - kl_weight * kl_to_standard_normal(mu, logvar)
-
-
-def log_weights(model, x, n_samples: int, generator=None, rows: int | None = None):
-    """log w_k = log p(x, z_k) - log q(z_k|x), z_k ~ q(z|x): shape (n_samples, B).
-
-    rows: run the decoder on about this many (sample, datapoint) pairs per pass, the same
-    draws in cache-sized pieces (None: all n_samples * B at once).
-    """
-    mu, logvar = model.encode(x)
-    z = reparameterize(mu, logvar, n_samples, generator)
-    if rows is None:
-        log_px_z = model.log_likelihood(x, z)
-    else:
-        log_px_z = torch.cat([model.log_likelihood(x, zs) for zs in z.split(max(1, rows // len(x)))])
-    return log_px_z + log_standard_normal(z) - log_normal(z, mu, logvar)
-
-
-def iwae_bound(model, x, n_samples: int, generator=None):
-    """The importance-weighted bound (Burda et al. 2016): log 1/K sum_k w_k.
-
-    K = 1 gives estimator A with L = 1; it rises with K towards log p(x).
-    """
-    return torch.logsumexp(log_weights(model, x, n_samples, generator), 0) - math.log(n_samples)
+    return model.log_likelihood(x, z).mean(0) - kl_weight * kl_to_standard_normal(mu, logvar)  # eq. 7
 
 
 ESTIMATORS = {"A": sgvb_a, "B": sgvb_b}
+
+
+def estimator(name: str):
+    """The estimator called `name` in ESTIMATORS ("A": eq. 6, "B": eq. 7); a clear error otherwise."""
+    try:
+        return ESTIMATORS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"estimator={name!r} is not an SGVB estimator; pass one of "
+                         f"{list(ESTIMATORS)} ('A': eq. 6 of the paper, 'B': eq. 7)") from None
+
+
+def __getattr__(name):
+    """`elbo.iwae_bound` and `elbo.log_weights`, their old home: they live in vae_utils.importance.
+
+    Imported on first use, because importance imports this module.
+    """
+    if name in ("iwae_bound", "log_weights"):
+        from . import importance
+
+        return getattr(importance, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

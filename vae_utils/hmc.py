@@ -16,20 +16,27 @@ chain has its own step size, nudged after each transition towards a target accep
 (the paper tuned it "automatically" to about 90%):   log eps <- log eps + rate (a - target).
 Adapt during burn-in only if you need exact samples: a step size that keeps changing
 breaks detailed balance. `model` is anything with `log_likelihood(x, z)` (models.VAE,
-linear_gaussian.LinearGaussian); the prior is N(0, I) as everywhere in this package.
+linear_gaussian.LinearGaussian); the prior is N(0, I) as everywhere in this package, and
+log p(x, z) is vae_utils.elbo.log_joint (also importable as `hmc.log_joint`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Integral
 
 import torch
 
-from .elbo import log_standard_normal
+from .elbo import log_joint
+
+__all__ = ["log_joint", "log_joint_and_grad", "leapfrog", "Chains", "init_chains", "run",
+           "init_from_prior", "posterior_samples"]
 
 
-def log_joint(model, x, z):
-    """log p(x, z) = log p(x|z) + log p(z): the unnormalised log posterior, shape (..., B)."""
-    return model.log_likelihood(x, z) + log_standard_normal(z)
+def _check_steps(n_steps, name: str) -> None:
+    """A clear error unless n_steps is an integer >= 1 (zero steps would leave no end point)."""
+    if not (isinstance(n_steps, Integral) and n_steps >= 1):
+        raise ValueError(f"{name}={n_steps!r}: a leapfrog trajectory needs at least one step; "
+                         f"pass an integer {name} >= 1 (the paper uses 10)")
 
 
 def log_joint_and_grad(model, x, z):
@@ -47,6 +54,7 @@ def leapfrog(model, x, z, r, grad, eps, n_steps):
     Volume-preserving and reversible, so the Metropolis test below only needs H.
     Returns (z, r, log p(x, z), grad) at the end point.
     """
+    _check_steps(n_steps, "n_steps")
     eps = eps.unsqueeze(-1)
     r = r + 0.5 * eps * grad  # half step for the momentum
     for step in range(n_steps):
@@ -83,6 +91,7 @@ def run(model, x, chains: Chains, n_iter: int, n_leapfrog: int = 10, target_acce
     near where it started, every time; a random one does not (Neal 2011, "MCMC using
     Hamiltonian dynamics", on choosing the trajectory length).
     """
+    _check_steps(n_leapfrog, "n_leapfrog")
     z, eps = chains.z, chains.step_size.clone()
     lp, grad = log_joint_and_grad(model, x, z)
     samples, accept_sum = [], torch.zeros_like(eps)
@@ -91,15 +100,15 @@ def run(model, x, chains: Chains, n_iter: int, n_leapfrog: int = 10, target_acce
         u = torch.rand(eps.shape, generator=generator, dtype=z.dtype, device=z.device)
         z_new, r_new, lp_new, grad_new = leapfrog(model, x, z, r, grad, eps * (1 + jitter * (2 * u - 1)),
                                                   n_leapfrog)
-        h_start = -lp + 0.5 * (r**2).sum(-1)
+        h_start = -lp + 0.5 * (r**2).sum(-1)  # H(z, r) = -log p(x, z) + |r|^2 / 2
         h_end = -lp_new + 0.5 * (r_new**2).sum(-1)
         a = torch.exp(torch.clamp(h_start - h_end, max=0.0)).nan_to_num(0.0)  # min(1, e^{-dH})
         u = torch.rand(a.shape, generator=generator, dtype=z.dtype, device=z.device)
-        ok = (u < a).unsqueeze(-1)
+        ok = (u < a).unsqueeze(-1)  # accept with probability a (Metropolis)
         z, grad = torch.where(ok, z_new, z), torch.where(ok, grad_new, grad)
         lp = torch.where(ok.squeeze(-1), lp_new, lp)
         if adapt:
-            eps = eps * torch.exp(adapt_rate * (a - target_accept))
+            eps = eps * torch.exp(adapt_rate * (a - target_accept))  # log eps += rate (a - target)
         accept_sum += a
         if keep:
             samples.append(z)

@@ -11,9 +11,10 @@ closed-form too, so every identity of the paper can be checked to machine precis
     log p(x) = KL(q(z|x) || p(z|x)) + L(q; x)                          (eq. 1)
 
 `LinearGaussian` also has `encode(x) -> (mu, logvar)` and `log_likelihood(x, z)`, so the
-SGVB estimators of vae_utils.elbo (sgvb_a, sgvb_b, iwae_bound) run on it unchanged.
-Everything is float64. q is given as (mu, logvar) for a diagonal covariance, or as
-(mu, cov=C) for a full one; mu is (..., d), C is (d, d) or (..., d, d).
+SGVB estimators of vae_utils.elbo (sgvb_a, sgvb_b) and vae_utils.importance run on it unchanged.
+Every tensor a method creates has W's device and dtype; `random_model` makes float64 models
+by default (identities then hold to 1e-10). q is given as (mu, logvar) for a diagonal
+covariance, or as (mu, cov=C) for a full one; mu is (..., d), C is (d, d) or (..., d, d).
 """
 from __future__ import annotations
 
@@ -22,10 +23,9 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from .elbo import log_normal
+from .elbo import LOG_2PI, log_normal, log_standard_normal
 
-LOG_2PI = math.log(2 * math.pi)
-DTYPE = torch.float64
+DTYPE = torch.float64  # random_model's default
 
 
 def _cov(logvar=None, cov=None):
@@ -87,12 +87,19 @@ class LinearGaussian:
     def z_dim(self) -> int:
         return self.W.shape[1]
 
+    def _eye(self, n: int):
+        return torch.eye(n, dtype=self.W.dtype, device=self.W.device)
+
     # --- the generative model -------------------------------------------------------
     def sample(self, n: int, generator=None):
-        """(x, z): n draws of z ~ p(z), then x ~ p(x|z); shapes (n, D) and (n, d)."""
-        z = torch.randn(n, self.z_dim, generator=generator, dtype=DTYPE)
-        eps = torch.randn(n, self.x_dim, generator=generator, dtype=DTYPE)
-        return z @ self.W.T + self.b + self.s * eps, z
+        """(x, z): n draws of z ~ p(z), then x ~ p(x|z); shapes (n, D) and (n, d).
+
+        Drawn on the generator's device (W's without one), in W's dtype, then moved to W's device.
+        """
+        like = {"dtype": self.W.dtype, "device": self.W.device if generator is None else generator.device}
+        z = torch.randn(n, self.z_dim, generator=generator, **like).to(self.W.device)
+        eps = torch.randn(n, self.x_dim, generator=generator, **like).to(self.W.device)
+        return z @ self.W.T + self.b + self.s * eps, z  # x = W z + b + s eps
 
     def log_likelihood(self, x, z):
         """log p(x|z) = log N(x; W z + b, s^2 I), for x (B, D) and z (..., B, d): shape (..., B)."""
@@ -101,11 +108,11 @@ class LinearGaussian:
 
     def log_prior(self, z):
         """log p(z) = log N(z; 0, I)."""
-        return -0.5 * (LOG_2PI + z**2).sum(-1)
+        return log_standard_normal(z)
 
     def marginal_cov(self):
         """Cov[x] = W W^T + s^2 I: the marginal p(x) = int p(x|z) p(z) dz is N(b, W W^T + s^2 I)."""
-        return self.W @ self.W.T + self.s**2 * torch.eye(self.x_dim, dtype=DTYPE)
+        return self.W @ self.W.T + self.s**2 * self._eye(self.x_dim)
 
     def log_marginal(self, x):
         """Exact log p(x) = -1/2 [ D log 2 pi + log det K + (x - b)^T K^-1 (x - b) ],  K = W W^T + s^2 I.
@@ -123,7 +130,7 @@ class LinearGaussian:
 
         Returns (m, S): m is (..., d); S is (d, d), the same for every x.
         """
-        S = torch.linalg.inv(torch.eye(self.z_dim, dtype=DTYPE) + self.W.T @ self.W / self.s**2)
+        S = torch.linalg.inv(self._eye(self.z_dim) + self.W.T @ self.W / self.s**2)
         m = (x - self.b) @ self.W @ S / self.s**2  # S is symmetric, so (S W^T r)^T = r^T W S
         return m, S
 
@@ -170,13 +177,19 @@ class LinearGaussian:
         return m, S.diagonal().log().expand(shape)
 
     def with_q(self, mu, logvar):
-        """A copy whose `encode` returns q = N(mu, diag exp(logvar)) for every x."""
-        return replace(self, q_mu=torch.as_tensor(mu, dtype=DTYPE), q_logvar=torch.as_tensor(logvar, dtype=DTYPE))
+        """A copy whose `encode` returns q = N(mu, diag exp(logvar)) for every x (on W's device, in W's dtype)."""
+        like = {"dtype": self.W.dtype, "device": self.W.device}
+        return replace(self, q_mu=torch.as_tensor(mu, **like), q_logvar=torch.as_tensor(logvar, **like))
 
 
-def random_model(x_dim: int, z_dim: int, s: float = 0.5, seed: int = 0) -> LinearGaussian:
-    """A LinearGaussian with W, b ~ N(0, 1) entries, drawn from a fixed seed."""
+def random_model(x_dim: int, z_dim: int, s: float = 0.5, seed: int = 0, dtype=DTYPE,
+                 device=None) -> LinearGaussian:
+    """A LinearGaussian with W, b ~ N(0, 1) entries, drawn from a fixed seed.
+
+    Drawn in float64 on the CPU, then converted: the same seed gives the same model on any
+    device (up to the rounding of a smaller dtype).
+    """
     g = torch.Generator().manual_seed(seed)
-    W = torch.randn(x_dim, z_dim, generator=g, dtype=DTYPE)
-    b = torch.randn(x_dim, generator=g, dtype=DTYPE)
-    return LinearGaussian(W, b, s)
+    W = torch.randn(x_dim, z_dim, generator=g, dtype=torch.float64)
+    b = torch.randn(x_dim, generator=g, dtype=torch.float64)
+    return LinearGaussian(W.to(device, dtype), b.to(device, dtype), s)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 
 from . import hmc
+from .elbo import log_joint
 
 
 def init_chains(model, n: int, generator=None, step_size: float = 0.05) -> hmc.Chains:
@@ -35,18 +36,19 @@ def e_step(model, x, chains: hmc.Chains, n_iter: int = 1, n_leapfrog: int = 10,
     return chains
 
 
-def m_step(model, opt, x, z, n_updates: int = 5) -> float:
-    """n_updates optimizer steps on -(1/B) sum log p_theta(x, z) at fixed z; returns the last log p(x, z)."""
+def m_step(model, opt, x, z, n_updates: int = 5) -> torch.Tensor:
+    """n_updates optimizer steps on -(1/B) sum log p_theta(x, z) at fixed z; returns the last
+    average log p(x, z) (a 0-d tensor)."""
     for _ in range(n_updates):
-        log_pxz = hmc.log_joint(model, x, z).mean()
+        log_pxz = log_joint(model, x, z).mean()
         opt.zero_grad(set_to_none=True)
         (-log_pxz).backward()
         opt.step()
-    return log_pxz.item()
+    return log_pxz.detach()
 
 
 def step(model, opt, x, idx, chains: hmc.Chains, generator=None, n_leapfrog: int = 10,
-         n_updates: int = 5) -> float:
+         n_updates: int = 5) -> torch.Tensor:
     """One E-step on the chains of datapoints `idx` (updated in place), then the M-step."""
     sub = hmc.Chains(chains.z[idx], chains.step_size[idx], chains.accept_rate[idx])
     sub = e_step(model, x, sub, n_leapfrog=n_leapfrog, generator=generator)

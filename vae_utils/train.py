@@ -1,85 +1,130 @@
-"""Training: Algorithm 1 of the paper (AEVB), fast, reproducible, with checkpoints.
+"""Training: Algorithm 1 of the paper (AEVB), and the one loop that also runs its baselines.
 
     repeat
         X^M   <- a random minibatch of M datapoints
         eps   <- L samples from p(eps) = N(0, I)
-        g     <- grad_{theta, phi} L^M(theta, phi; X^M, eps)     (eq. 8, estimator A or B)
+        g     <- grad_{theta, phi} L~^M(theta, phi; X^M, eps)     (eq. 8, estimator A or B)
         theta, phi <- update with g (Adagrad in the paper, or Adam)
     until convergence
 
-Minibatches index one in-memory tensor (on the GPU if the data are there): no DataLoader,
-no per-example Python work. We minimise the negative bound per datapoint (eq. 8 divided
-by N); Adagrad and Adam are invariant to that scale. The paper's prior on the parameters,
-p(theta) = N(0, I), is then weight decay 1/N: see `paper_weight_decay`.
+`train_epoch` is that loop, once over the data. Only the update inside it differs between
+the algorithms of the paper's section 5: `STEPS` maps "AEVB", "wake-sleep" and "MCEM" to
+their step functions. The step size and the KL weight follow schedules that are plain
+functions of progress (the fraction of all steps done), like nanoGPT's `get_lr(it)`.
+
+A run's randomness is drawn per epoch from (seed, epoch), so a run stopped after epoch e and
+continued gives, bit for bit on a CPU, what one uninterrupted run gives. Its state
+(model, optimizer, step count, history and MCEM's chains) is a `Run`, which checkpoints hold.
+
+We minimise the negative bound per datapoint (eq. 8 divided by N); Adagrad and Adam are
+invariant to that scale. The paper's prior on the parameters, p(theta) = N(0, I), is then
+weight decay 1/N: see `paper_weight_decay`.
 """
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 
-from .data import Split, data_dir, minibatches
+from . import checkpoints, mcem, wake_sleep
+from .data import Split, minibatches
 from .elbo import ESTIMATORS
 from .evaluate import lower_bound
-from .models import VAE, VAEConfig
+from .models import VAE, VAEConfig, build
+from .run import History, Run, make_optimizer
+
+ALGORITHMS = ("AEVB", "wake-sleep", "MCEM")
 
 
 class TrainingDiverged(FloatingPointError):
-    """The lower bound became NaN or infinite during training."""
-
-
-class CheckpointMismatch(ValueError):
-    """A checkpoint was saved with another configuration than the one asked for."""
+    """The objective became NaN or infinite during training."""
 
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """Everything that fixes a training run (and so, with the model and data, its result)."""
+
     epochs: int = 10
     batch_size: int = 100  # M in Algorithm 1; the paper uses 100
     n_samples: int = 1  # L, samples of eps per datapoint; the paper uses 1
     estimator: str = "B"  # "A" (eq. 6) or "B" (eq. 7)
-    kl_weight: float = 1.0  # beta on the KL term: 1 is the bound; < 1 only for a warm-up
+    algorithm: str = "AEVB"  # or the paper's baselines: "wake-sleep", "MCEM"
+    kl_weight: float = 1.0  # beta on the KL term: 1 is the bound; < 1 is not a bound
+    kl_warmup: float = 0.0  # beta rises from 0 to kl_weight over this fraction of the steps
     optimizer: str = "adagrad"  # "adagrad" (the paper) or "adam"
     lr: float = 0.02  # the paper picks Adagrad's step from {0.01, 0.02, 0.1}
+    lr_steps: tuple[tuple[float, float], ...] = ()  # ((progress, factor), ...): see lr_at
     weight_decay: float = 0.0  # see paper_weight_decay
     seed: int = 0
     eval_every: int = 1  # epochs between evaluations of the test bound
-    snapshot_epochs: tuple[int, ...] = ()  # keep a copy of the weights after these epochs
+    snapshot_epochs: tuple[int, ...] = ()  # keep a copy of the weights after these epochs...
+    snapshot_samples: tuple[int, ...] = ()  # ...and after these many training samples
 
     def __post_init__(self):
-        object.__setattr__(self, "snapshot_epochs", tuple(self.snapshot_epochs))
-        if self.estimator not in ESTIMATORS:
-            raise ValueError(f"estimator={self.estimator!r}; choose one of {list(ESTIMATORS)}")
-        if self.optimizer not in ("adagrad", "adam"):
-            raise ValueError(f"optimizer={self.optimizer!r}; choose 'adagrad' or 'adam'")
-        if not 0 <= self.kl_weight <= 1:
-            raise ValueError(f"kl_weight={self.kl_weight}; use 1 (the bound), or a value in "
-                             "[0, 1) for a KL warm-up")
+        for name in ("lr_steps", "snapshot_epochs", "snapshot_samples"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, tuple(tuple(v) if isinstance(v, (list, tuple)) else v for v in value))
+        _validate(self)
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "snapshot_epochs": list(self.snapshot_epochs)}
+        return json_ready(asdict(self))
 
 
-@dataclass
-class History:
-    """The lower bound (nats per datapoint) against training samples evaluated.
+def json_ready(value):
+    """Tuples to lists, recursively: the form a config takes in a checkpoint or a cache key."""
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value
 
-    train: the average of the minibatch estimates over each epoch (free to compute; the
-    parameters move during the epoch; with kl_weight < 1 they estimate that objective, not
-    the bound). test: the bound on the test split after the epoch.
+
+def _validate(c: TrainConfig) -> None:
+    def need(ok, name, rule):
+        if not ok:
+            raise ValueError(f"TrainConfig {name}={getattr(c, name)!r}: {rule}")
+
+    for name in ("epochs", "batch_size", "n_samples", "eval_every"):
+        need(isinstance(getattr(c, name), int) and getattr(c, name) >= 1, name, "use a whole number >= 1")
+    need(isinstance(c.seed, int), "seed", "use a whole number")
+    need(c.estimator in ESTIMATORS, "estimator", f"choose one of {list(ESTIMATORS)}")
+    need(c.algorithm in ALGORITHMS, "algorithm", f"choose one of {list(ALGORITHMS)}")
+    need(c.optimizer in ("adagrad", "adam"), "optimizer", "choose 'adagrad' or 'adam'")
+    need(c.lr > 0 and math.isfinite(c.lr), "lr", "use a step size > 0, e.g. 0.02 (Adagrad) or 1e-3 (Adam)")
+    need(c.weight_decay >= 0, "weight_decay", "use 0, or paper_weight_decay(N) for the paper's prior")
+    need(0 <= c.kl_weight <= 1, "kl_weight", "use 1 (the bound), or a value in [0, 1) for a KL warm-up")
+    need(0 <= c.kl_warmup < 1, "kl_warmup", "use a fraction of training in [0, 1), e.g. 0.1")
+    need(all(len(s) == 2 and 0 < s[0] < 1 and s[1] > 0 for s in c.lr_steps)
+         and [s[0] for s in c.lr_steps] == sorted({s[0] for s in c.lr_steps}), "lr_steps",
+         "use ((progress, factor), ...) with increasing progress in (0, 1) and factors > 0")
+    for name in ("snapshot_epochs", "snapshot_samples"):
+        need(all(isinstance(v, int) and v >= 1 for v in getattr(c, name)), name, "use whole numbers >= 1")
+
+
+# -- schedules: plain functions of progress = steps done / all steps -------------------------
+
+def lr_at(progress: float, config: TrainConfig) -> float:
+    """The step size: config.lr, times the factor of the last lr_steps entry reached.
+
+    lr_steps=((0.4, 0.3), (0.65, 0.1)) keeps lr for the first 40% of the steps, then 0.3 lr
+    until 65%, then 0.1 lr.
     """
+    factor = 1.0
+    for start, f in config.lr_steps:
+        if progress >= start:
+            factor = f
+    return config.lr * factor
 
-    samples: list[int] = field(default_factory=list)  # the paper's x-axis
-    epoch: list[int] = field(default_factory=list)
-    train: list[float] = field(default_factory=list)
-    test: list[float] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)  # wall time since the start
-    snapshots: dict[int, dict] = field(default_factory=dict)  # epoch -> model state_dict
+
+def kl_weight_at(progress: float, config: TrainConfig) -> float:
+    """beta: rises linearly from 0 to config.kl_weight over the first kl_warmup of training
+    (a KL warm-up, Bowman et al. 2016, Sonderby et al. 2016), then stays there."""
+    if progress >= config.kl_warmup:
+        return config.kl_weight
+    return config.kl_weight * progress / config.kl_warmup
 
 
 def paper_weight_decay(n_train: int) -> float:
@@ -90,24 +135,17 @@ def paper_weight_decay(n_train: int) -> float:
     return 1.0 / n_train
 
 
-def make_optimizer(params, config: TrainConfig):
-    """Adagrad or Adam, with the fused (single-kernel) update where this torch has one."""
-    cls = {"adagrad": torch.optim.Adagrad, "adam": torch.optim.Adam}[config.optimizer]
-    params = list(params)
-    try:
-        return cls(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
-    except (RuntimeError, TypeError, ValueError):  # older torch, or a device without it
-        return cls(params, lr=config.lr, weight_decay=config.weight_decay)
-
-
 def check_data(model: VAE, data: Split) -> None:
     """Fail early, and clearly, on data that do not fit the model."""
     x, c = data.x, model.config
+    p = next(model.parameters())
+    if x.device != p.device or x.dtype != p.dtype:
+        raise ValueError(f"the data are {x.dtype} on {x.device} but the model is {p.dtype} on {p.device}; "
+                         f"move one to the other, e.g. model.to(data.x.device, data.x.dtype)")
     if x.ndim != 2 or x.shape[1] != c.x_dim:
         raise ValueError(f"data have shape {tuple(x.shape)} but the model expects (N, {c.x_dim}); "
                          "flatten images to rows, or build the model with VAEConfig(x_dim=...)")
-    # one pass over the data (torch.isfinite(x).all() alone took 0.25 s on MNIST): min and
-    # max propagate NaN, and an infinity is the min or the max
+    # one pass over the data: min and max propagate NaN, and an infinity is the min or the max
     lo, hi = (v.item() for v in torch.aminmax(x))
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError("data contain NaN or infinite values; clean them before training")
@@ -116,157 +154,133 @@ def check_data(model: VAE, data: Split) -> None:
                          "scale the data (e.g. x / 255)")
 
 
-def train(model: VAE, data: Split, config: TrainConfig, test: Split | None = None,
-          progress: bool = True, history: History | None = None,
-          optimizer: torch.optim.Optimizer | None = None) -> History:
-    """Run Algorithm 1 for config.epochs epochs; returns (and extends) the History.
+def epoch_generator(seed: int, epoch: int, device) -> torch.Generator:
+    """The random stream of one epoch (epoch 0: the run's set-up), from (seed, epoch) alone."""
+    state = int(np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0] >> 1)
+    return torch.Generator(device=device).manual_seed(state)
 
-    Reproducible: the same seed, data and model give the same run, bit for bit, on a CPU.
-    To continue a run, pass its History and its optimizer (make_optimizer(model.parameters(),
-    config)): Adam's or Adagrad's running averages then carry over, and the step size is the
-    optimizer's own (set param_groups[i]["lr"] for a schedule); config's optimizer, lr and
-    weight_decay are used only when no optimizer is given.
+
+# -- the steps: one update of each algorithm on a minibatch x (rows idx of the data) ---------
+
+def aevb_step(run: Run, x, idx, generator, kl_weight: float) -> torch.Tensor:
+    """Algorithm 1's update: ascend the SGVB estimate (estimator A or B, L samples)."""
+    c = run.config
+    loss = -ESTIMATORS[c.estimator](run.model, x, c.n_samples, generator, kl_weight).mean()  # -L~^M / N, eq. 8
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    run.optimizer.step()
+    return -loss.detach()
+
+
+def wake_sleep_step(run: Run, x, idx, generator, kl_weight: float) -> torch.Tensor:
+    """One wake and one sleep phase (vae_utils.wake_sleep)."""
+    return wake_sleep.step(run.model, run.optimizer, x, generator)
+
+
+def mcem_step(run: Run, x, idx, generator, kl_weight: float) -> torch.Tensor:
+    """One HMC E-step on the chains of rows idx, then the M-step (vae_utils.mcem)."""
+    return mcem.step(run.model, run.optimizer, x, idx, run.chains, generator)
+
+
+STEPS = {"AEVB": aevb_step, "wake-sleep": wake_sleep_step, "MCEM": mcem_step}
+
+
+# -- the loop -----------------------------------------------------------------------------------
+
+def start(model: VAE, data: Split, config: TrainConfig) -> Run:
+    """A new run: the optimizer, and for MCEM a chain per datapoint drawn from the prior."""
+    check_data(model, data)
+    run = Run(model, make_optimizer(model.parameters(), config), config)
+    if config.algorithm == "MCEM":
+        run.chains = mcem.init_chains(model, len(data), epoch_generator(config.seed, 0, data.x.device))
+    return run
+
+
+def train_epoch(run: Run, data: Split) -> float:
+    """Algorithm 1, once over the data in random minibatches; returns the average objective."""
+    c, n = run.config, len(data)
+    gen = epoch_generator(c.seed, run.epoch + 1, data.x.device)
+    total_steps = c.epochs * math.ceil(n / c.batch_size)
+    snapshot_at = sorted({e * n for e in c.snapshot_epochs} | set(c.snapshot_samples))
+    step, total = STEPS[c.algorithm], torch.zeros((), device=data.x.device)
+    run.model.train()
+    for i, (idx, x) in enumerate(minibatches(data, c.batch_size, gen, with_index=True)):  # X^M
+        progress = run.step / total_steps
+        for group in run.optimizer.param_groups:
+            group["lr"] = lr_at(progress, c)
+        total.add_(step(run, x, idx, gen, kl_weight_at(progress, c)), alpha=len(idx))
+        before, run.step, run.samples = run.samples, run.step + 1, run.samples + len(idx)
+        if any(before < s <= run.samples for s in snapshot_at):
+            run.history.snapshots[run.samples] = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
+        if i % 50 == 0 and not torch.isfinite(total):
+            _diverged(run)
+    if not torch.isfinite(total):
+        _diverged(run)
+    run.epoch += 1
+    run.model.eval()
+    return total.item() / n
+
+
+def train(model: VAE, data: Split, config: TrainConfig, test: Split | None = None,
+          progress: bool = True, run: Run | None = None, until: int | None = None,
+          callback=None) -> Run:
+    """Train for config.epochs epochs (or up to epoch `until`); returns the Run.
+
+    Pass a Run back to continue it: train(..., until=1) then train(..., run=run) gives the
+    same model as one call, bit for bit on a CPU. callback(run) is called after every
+    epoch, e.g. to redraw a figure while the model trains. The test bound is evaluated
+    every config.eval_every epochs and after the last.
     """
     from tqdm.auto import trange
 
-    check_data(model, data)
-    estimator = ESTIMATORS[config.estimator]
-    if optimizer is None:
-        opt = make_optimizer(model.parameters(), config)
-    else:
-        owned = {id(p) for group in optimizer.param_groups for p in group["params"]}
-        if not all(id(p) in owned for p in model.parameters()):
-            raise ValueError("the optimizer does not hold this model's parameters; make it with "
-                             "make_optimizer(model.parameters(), config) for this model")
-        opt = optimizer
-    gen = torch.Generator(device=data.x.device).manual_seed(config.seed)
-    history = history or History()
-    start_epoch = history.epoch[-1] if history.epoch else 0
-    seen = history.samples[-1] if history.samples else 0
-    t0 = time.perf_counter() - (history.seconds[-1] if history.seconds else 0.0)
-    bar = trange(start_epoch + 1, start_epoch + config.epochs + 1, desc="epochs",
-                 disable=not progress)
+    run = run or start(model, data, config)
+    if run.model is not model or run.config != config:
+        raise ValueError("this Run belongs to another model or configuration; pass the model and "
+                         "config it was started with, or start a new run (run=None)")
+    until = config.epochs if until is None else until
+    t0 = time.perf_counter() - (run.history.seconds[-1] if run.history.seconds else 0.0)
+    bar = trange(run.epoch + 1, until + 1, desc="epochs", disable=not progress)
     for epoch in bar:
-        model.train()
-        total = torch.zeros((), device=data.x.device)
-        for step, xb in enumerate(minibatches(data, config.batch_size, gen)):
-            loss = -estimator(model, xb, config.n_samples, gen, config.kl_weight).mean()  # -L^M / M
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total.add_(loss.detach(), alpha=len(xb))  # running sum: one op, not a mul and an add
-            if step % 50 == 0 and not torch.isfinite(total):
-                _diverged(epoch, seen, config, history)
-        if not torch.isfinite(total):
-            _diverged(epoch, seen, config, history)
-        seen += len(data)
-        if epoch % config.eval_every == 0 or epoch == start_epoch + config.epochs:
-            history.samples.append(seen)
-            history.epoch.append(epoch)
-            history.train.append(-total.item() / len(data))
-            history.test.append(lower_bound(model, test, seed=config.seed) if test else float("nan"))
-            history.seconds.append(time.perf_counter() - t0)
-            bar.set_postfix(train=f"{history.train[-1]:.2f}", test=f"{history.test[-1]:.2f}")
-        if epoch in config.snapshot_epochs:
-            history.snapshots[epoch] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    model.eval()
-    return history
+        objective = train_epoch(run, data)
+        if epoch % config.eval_every == 0 or epoch == until:
+            h = run.history
+            h.samples.append(run.samples)
+            h.epoch.append(epoch)
+            h.train.append(objective)
+            h.test.append(lower_bound(model, test, seed=config.seed) if test is not None else float("nan"))
+            h.seconds.append(time.perf_counter() - t0)
+            bar.set_postfix(train=f"{h.train[-1]:.2f}", test=f"{h.test[-1]:.2f}")
+        if callback is not None:
+            callback(run)
+    return run
 
 
-def _diverged(epoch, seen, config, history):
-    last = f"{history.train[-1]:.2f} nats" if history.train else "none yet"
+def _diverged(run: Run):
+    h, c = run.history, run.config
+    last = f"{h.train[-1]:.2f} nats" if h.train else "none yet"
     raise TrainingDiverged(
-        f"the lower bound became NaN or infinite in epoch {epoch} (after {seen} training "
-        f"samples; last finite epoch bound: {last}). Lower the learning rate (lr={config.lr} "
-        f"with {config.optimizer}), or check the data and model for extreme values. The "
-        "model's parameters are now unusable: rebuild it or load a checkpoint.")
+        f"the objective became NaN or infinite in epoch {run.epoch + 1} (after {run.samples} training "
+        f"samples; last finite epoch average: {last}). Lower the learning rate (lr={c.lr} with "
+        f"{c.optimizer}), or check the data and model for extreme values. The model's parameters "
+        "are now unusable: rebuild it or load a checkpoint.")
 
 
-def build(config: VAEConfig, seed: int = 0, device=None) -> VAE:
-    """A freshly initialised VAE; the same seed gives the same parameters."""
-    torch.manual_seed(seed)
-    return VAE(config).to(device or "cpu")
-
-
-# -- checkpoints ---------------------------------------------------------------------------
-
-def checkpoint_dir() -> Path:
-    """Where trained models are cached: $VAE_UTILS_CHECKPOINTS, else <data dir>/checkpoints."""
-    env = os.environ.get("VAE_UTILS_CHECKPOINTS")
-    return Path(env).expanduser() if env else data_dir() / "checkpoints"
-
-
-def save_checkpoint(path, model: VAE, train_config: TrainConfig | None = None,
-                    history: History | None = None) -> Path:
-    """Save weights, both configs and the history; atomic (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "format": 1,
-        "model_config": model.config.to_dict(),
-        "train_config": train_config.to_dict() if train_config else None,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "history": asdict(history) if history else None,
-    }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _differences(saved: dict | None, wanted: dict) -> list[str]:
-    saved = saved or {}
-    return [f"{k}: saved {saved.get(k)!r}, asked {v!r}" for k, v in wanted.items() if saved.get(k) != v]
-
-
-def load_checkpoint(path, model_config: VAEConfig | None = None,
-                    train_config: TrainConfig | None = None, device=None) -> tuple[VAE, History]:
-    """Load a checkpoint; if configs are given, refuse one saved with different ones."""
-    path = Path(path)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CheckpointMismatch(f"{path} is not a readable vae_utils checkpoint ({e}); "
-                                 "delete it and train again") from None
-    if not isinstance(payload, dict) or payload.get("format") != 1:
-        raise CheckpointMismatch(f"{path} is not a vae_utils checkpoint (format 1); delete it and train again")
-    diffs = []
-    if model_config is not None:
-        diffs += _differences(payload["model_config"], model_config.to_dict())
-    if train_config is not None:
-        saved_train = payload["train_config"]
-        if saved_train is not None:  # a field added after the file was saved has its default's behaviour
-            saved_train = {**TrainConfig().to_dict(), **saved_train}
-        diffs += _differences(saved_train, train_config.to_dict())
-    if diffs:
-        raise CheckpointMismatch(
-            f"{path} was saved with another configuration:\n  " + "\n  ".join(diffs)
-            + "\nPass the configuration it was saved with, or delete the file to train anew.")
-    saved = payload["model_config"]
-    model = VAE(VAEConfig(**{**saved, "hidden": tuple(saved["hidden"])}))
-    model.load_state_dict(payload["state_dict"])
-    h = payload["history"] or {}
-    history = History(**{**h, "snapshots": {int(k): v for k, v in h.get("snapshots", {}).items()}})
-    return model.to(device or "cpu").eval(), history
-
+# -- the model cache --------------------------------------------------------------------------
 
 def train_or_load(name: str, model_config: VAEConfig, train_config: TrainConfig, data: Split,
                   test: Split | None = None, device=None, progress: bool = True) -> tuple[VAE, History]:
-    """Load `name` from the checkpoint cache if it was trained with these configs, else train
-    it (seeded by train_config.seed) and save it there. Notebooks share models this way."""
-    path = checkpoint_dir() / f"{name}.pt"
-    device = device or data.x.device
-    if path.exists():
-        try:
-            return load_checkpoint(path, model_config, train_config, device)
-        except CheckpointMismatch as e:
-            print(f"retraining {name}: {str(e).splitlines()[0]}")
-    model = build(model_config, train_config.seed, device)
-    history = train(model, data, train_config, test, progress)
-    save_checkpoint(path, model, train_config, history)
-    return model, history
+    """The model `name` trained with exactly these settings: loaded from the checkpoint cache
+    (vae_utils.checkpoints) if there, else trained (seeded by train_config.seed) and saved.
+
+    The cache key holds everything that determines the result: both configs (the algorithm
+    included), fingerprints of the training and test data, the package's version and code.
+    Other settings under the same name live in files of their own and are never overwritten;
+    when none matches, the reason printed lists every field that differs.
+    """
+    fields = {"model": model_config.to_dict(), "train": train_config.to_dict(),
+              "data": data.fingerprint(), "test": None if test is None else test.fingerprint()}
+    model = build(model_config, train_config.seed, device or data.x.device)
+    state = checkpoints.cached(name, fields, lambda: train(model, data, train_config, test, progress).state_dict())
+    run = start(model, data, train_config)
+    run.load_state_dict(state)
+    return model.eval(), run.history

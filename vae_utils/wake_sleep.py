@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from .elbo import log_normal, log_standard_normal, reparameterize
+from .elbo import log_joint, log_normal, reparameterize
 
 
 def wake_loss(model, x, generator=None):
@@ -27,21 +27,14 @@ def wake_loss(model, x, generator=None):
     with torch.no_grad():
         mu, logvar = model.encode(x)
         z = reparameterize(mu, logvar, 1, generator)[0]
-    return -(model.log_likelihood(x, z) + log_standard_normal(z)).mean()
+    return -log_joint(model, x, z).mean()
 
 
 @torch.no_grad()
 def dream(model, n: int, generator=None):
     """(x, z): n fantasies from the generative model, z ~ N(0, I), x ~ p_theta(x|z)."""
-    p = next(model.parameters())
-    z = torch.randn(n, model.config.z_dim, generator=generator, dtype=p.dtype, device=p.device)
-    if model.config.decoder == "bernoulli":
-        x = torch.bernoulli(torch.sigmoid(model.decode(z)), generator=generator)
-    else:
-        mu, logvar = model.decode(z)
-        x = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=generator, dtype=mu.dtype,
-                                                       device=mu.device)
-    return x, z
+    z = model.sample_prior(n, generator)
+    return model.sample_x(z, generator), z
 
 
 def sleep_loss(model, n: int, generator=None):
@@ -51,14 +44,14 @@ def sleep_loss(model, n: int, generator=None):
     return -log_normal(z, mu, logvar).mean()
 
 
-def step(model, opt, x, generator=None) -> float:
+def step(model, opt, x, generator=None) -> torch.Tensor:
     """One wake phase and one sleep phase (as many dreams as data) with one optimizer step.
 
-    Returns the wake objective, the minibatch's average log p_theta(x, z).
+    Returns the wake objective, the minibatch's average log p_theta(x, z) (a 0-d tensor).
     """
     wake = wake_loss(model, x, generator)
     sleep = sleep_loss(model, len(x), generator)
     opt.zero_grad(set_to_none=True)
     (wake + sleep).backward()
     opt.step()
-    return -wake.item()
+    return -wake.detach()
