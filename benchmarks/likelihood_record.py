@@ -30,6 +30,12 @@ fast. The CPU matters: on a 2-core AMD EPYC with half that machine's matmul spee
 195 GFLOP/s) the evaluation took 7.7 minutes (6.4 with --compile) and left 1.5 to 2 minutes of
 training, so the 10-minute run there reached only 103.6 nats (100.7 with --compile).
 
+The runs quoted below were made before the training loop was rebuilt (commit 4d8377f): the
+script then trained in chunks of epochs, its schedules ran over fractions of the training
+time and the KL weight rose in 20 steps; now they run over fractions of the steps, and the
+minibatches are drawn per (seed, epoch). Same model, optimizer, schedule shape and
+evaluation; not re-run since (a full-budget run is 110 minutes).
+
 Choices, measured on the shared 2-core CPU of the development machine (load average ~6,
 so other programs held most of both cores; numbers noisy):
   threads   1 thread trained at 2,000-7,000 samples/s, 2 threads at 200-600: on a busy
@@ -39,7 +45,7 @@ so other programs held most of both cores; numbers noisy):
             100 on one busy thread, so the larger batch only lost updates). Burda et al.'s
             batch 20 was not tried: five times the steps, and the Python and optimizer
             overhead per sample that comes with them.
-  schedule  Adam, lr 1e-3 for the first 40% of the training time, then 3e-4 for 25%, 1e-4
+  schedule  Adam, lr 1e-3 for the first 40% of the steps, then 3e-4 for 25%, 1e-4
             for 20% and 3e-5 for the last 15%: a step version of Burda et al.'s decay. An
             earlier run with 70/20/10% at 1e-3/3e-4/1e-4 (and Adam restarted every chunk)
             reached 86.75 nats in 110 minutes; its train bound stopped improving at 1e-3 after
@@ -48,7 +54,7 @@ so other programs held most of both cores; numbers noisy):
             test bounds (-89.46 -> -89.20, -90.43 -> -90.14) but log p(x) only to 86.73: the
             gain went to the encoder. See benchmarks/README.md.
   warm-up   --warmup 0.2 raises the KL term's weight linearly from 0 to 1 over the first 20%
-            of the training time (Bowman et al. 2016, Sonderby et al. 2016), then trains the
+            of the steps (Bowman et al. 2016, Sonderby et al. 2016), then trains the
             bound. At the full budget it kept 25 of the 50 latent units active (Burda et al.'s
             count, evaluate.active_units) instead of 16, and reached 86.56 nats instead of
             86.73, though its bounds ended lower (train -89.90, test -90.26). --warmup 0.1 did
@@ -88,7 +94,8 @@ from vae_utils import checkpoints
 from vae_utils.data import Split, load_mnist
 from vae_utils.evaluate import active_units, log_likelihood, lower_bound
 from vae_utils.models import VAEConfig, build
-from vae_utils.train import Run, TrainConfig, kl_weight_at, lr_at, train
+from vae_utils.run import Run
+from vae_utils.train import TrainConfig, fraction_done, kl_weight_at, lr_at, train
 
 # Burda et al., Table 1, VAE with one stochastic layer: 2 x 200 tanh, 50 latent units
 MODEL = VAEConfig(x_dim=784, z_dim=50, hidden=(200, 200), activation="tanh", init="default")
@@ -162,7 +169,7 @@ def train_for(model, data: Split, seconds: float, seed: int, progress: bool, bat
 
     def report(run):
         if progress and (run.epoch % max(1, config.epochs // 40) == 0 or run.epoch == config.epochs):
-            p = run.step / (config.epochs * math.ceil(len(data) / batch_size))
+            p = fraction_done(run, len(data))
             print(f"  epoch {run.epoch:4d}/{config.epochs}  lr {lr_at(p, config):.0e}  beta "
                   f"{kl_weight_at(p, config):.2f}  {(clock() - t0) / 60:5.1f} min", flush=True)
 
@@ -183,7 +190,7 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=BATCH)
     p.add_argument("--lr", type=float, default=LR, help="Adam's step for the first phase")
     p.add_argument("--warmup", type=float, default=WARMUP,
-                   help="KL warm-up: the KL's weight rises from 0 to 1 over this fraction of the training time")
+                   help="KL warm-up: the KL's weight rises from 0 to 1 over this fraction of the steps")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's choice); 1 is far faster on a busy machine")
     p.add_argument("--compile", action="store_true",
@@ -193,7 +200,7 @@ def main(argv=None):
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     if not 0 <= args.warmup < 1:
-        p.error(f"--warmup {args.warmup}: give a fraction of the training time in [0, 1), e.g. 0.1")
+        p.error(f"--warmup {args.warmup}: give a fraction of the steps in [0, 1), e.g. 0.1")
 
     t_start = time.perf_counter()
     if args.threads:
@@ -242,7 +249,7 @@ def main(argv=None):
     print(f"{which} lower bound (estimator B, L=1): {bound:.2f} nats")
     print(f"active latent units (Var_x E_q[z_j] > 0.01): {active_units(model, x_eval)} of {MODEL.z_dim}")
     print(f"{which} log p(x), k={args.k}: {-nll:.2f} nats (standard error of the mean {sem:.2f})")
-    print(f"Burda et al. (2016), same model, 3,280 epochs: -log p(x) = 86.76 nats")
+    print("Burda et al. (2016), same model, 3,280 epochs: -log p(x) = 86.76 nats")
     print(f"test_nll_k{args.k}={nll:.2f} nats wall_minutes={(t_end - t_start) / 60:.1f}")
     return nll
 

@@ -75,3 +75,29 @@ def serving(cmd: list[str], env: dict, cwd: Path, log: Path, status_url: str, na
         yield proc
     finally:
         stop(proc)
+
+
+def move_z1_and_capture(page, handle: str, artifacts: str | None, name: str):
+    """Move notebook 04's z1 slider 20 steps right with the arrow key (its `handle` focused:
+    ".noUi-handle" in ipywidgets 8, ".ui-slider-handle" in ipywidgets 7) and wait for the
+    decoded digit's image to change. Returns (readout before, after, pixels before, after).
+    With `artifacts`, saves a screenshot there as <name>.png."""
+    image = page.locator("img.vae-decoded").first
+    slider = page.locator(".vae-z1").first
+    image.scroll_into_view_if_needed()
+    image.wait_for(state="visible")
+    readout = slider.locator(".widget-readout")
+    before_value, before_src, before_pixels = readout.text_content(), image.get_attribute("src"), image.screenshot()
+    slider.locator(handle).first.focus()
+    for _ in range(20):  # 20 steps of 0.05: z1 from 0 to 1
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function("([el, src]) => el.getAttribute('src') !== src",
+                           arg=[image.element_handle(), before_src], timeout=30_000)
+    page.wait_for_timeout(500)  # let the new image paint
+    after_value, after_pixels = readout.text_content(), image.screenshot()
+    if artifacts:
+        out = Path(artifacts)
+        out.mkdir(parents=True, exist_ok=True)
+        slider.scroll_into_view_if_needed()
+        page.screenshot(path=str(out / f"{name}.png"))
+    return before_value, after_value, before_pixels, after_pixels

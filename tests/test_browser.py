@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_helpers import CHROMIUM, CHROMIUM_ARGS, clean_copy, free_port, serving
+from browser_helpers import CHROMIUM, CHROMIUM_ARGS, clean_copy, free_port, move_z1_and_capture, serving
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "04_latent_manifold.ipynb"
@@ -97,30 +97,8 @@ def test_z1_slider_redraws_the_decoded_digit(lab):
                             + f"\nserver log:\n{log.read_text()[-2000:]}")
             _dismiss_news_prompt(page)
 
-            image = page.locator("img.vae-decoded").first
-            slider = page.locator(".vae-z1").first
-            image.scroll_into_view_if_needed()
-            image.wait_for(state="visible")
-            readout = slider.locator(".widget-readout")
-            before_value = readout.text_content()
-            before_src = image.get_attribute("src")
-            before_pixels = image.screenshot()
-
-            slider.locator(".noUi-handle").first.focus()
-            for _ in range(20):  # 20 steps of 0.05: z1 from 0 to 1
-                page.keyboard.press("ArrowRight")
-            page.wait_for_function("([el, src]) => el.getAttribute('src') !== src",
-                                   arg=[image.element_handle(), before_src], timeout=30_000)
-            page.wait_for_timeout(500)  # let the new image paint
-            after_value = readout.text_content()
-            after_pixels = image.screenshot()
-            if ARTIFACTS:
-                out = Path(ARTIFACTS)
-                out.mkdir(parents=True, exist_ok=True)
-                (out / "decoded_before.png").write_bytes(before_pixels)
-                (out / "decoded_after.png").write_bytes(after_pixels)
-                slider.scroll_into_view_if_needed()
-                page.screenshot(path=str(out / "explorer.png"))
+            before_value, after_value, before_pixels, after_pixels = move_z1_and_capture(
+                page, ".noUi-handle", ARTIFACTS, "explorer")
         finally:
             browser.close()
 

@@ -304,7 +304,7 @@ def test_the_reason_lists_every_differing_field():
     assert 'data: saved "binary-512", asked "frey"' in lines
     assert f"probe-{C.key(FIELDS)}.pt differs in:" in lines
     assert "probe-other" not in reason and len(lines) == 5
-    assert "none named" in C.lookup("nothing", FIELDS)[1]
+    assert C.lookup("nothing", FIELDS)[1] == "no cached model of this name yet"
 
 
 def test_legacy_and_other_files_are_never_modified(cache_dir, capsys):
@@ -367,7 +367,7 @@ def test_cached_prints_the_whole_reason_when_it_trains(capsys):
     C.store("probe", FIELDS, {"a": 1})
     C.cached("probe", _fields(train__lr=0.1, train__seed=3), lambda: {"a": 2})
     out = capsys.readouterr().out
-    assert out.startswith("training probe: no checkpoint")
+    assert out.startswith("training probe: no cached model with these settings")
     assert "train.lr: saved 0.02, asked 0.1" in out and "train.seed: saved 0, asked 3" in out
     C.cached("probe", FIELDS, lambda: {"a": 3})
     assert capsys.readouterr().out == ""
@@ -401,3 +401,20 @@ def test_a_file_under_the_wrong_key_is_not_trusted_nor_overwritten():
     with pytest.raises(C.CheckpointMismatch, match="Not overwritten"):
         C.store("probe", b, {"by": "b"})
     assert C.load(C.path_for("probe", b)) == {"by": "a"}
+
+
+def test_a_file_that_cannot_be_opened_is_not_called_broken(tmp_path):
+    """A folder (or a file without read permission) where a checkpoint should be raises the
+    operating system's error: the reader must fix access, and nothing moves it aside."""
+    (tmp_path / "m.pt").mkdir()
+    with pytest.raises(IsADirectoryError):
+        C.load(tmp_path / "m.pt")
+    assert (tmp_path / "m.pt").is_dir()
+
+
+def test_equal_configs_written_differently_give_one_key():
+    """kl_weight=1 and kl_weight=1.0 are one config: TrainConfig stores one form."""
+    from vae_utils.train import TrainConfig
+
+    a, b = TrainConfig(kl_weight=1, lr=1, lr_steps=[[0.5, 1]]), TrainConfig(kl_weight=1.0, lr=1.0, lr_steps=((0.5, 1.0),))
+    assert a == b and C.key({"train": a.to_dict()}) == C.key({"train": b.to_dict()})

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from browser_helpers import CHROMIUM, CHROMIUM_ARGS, clean_copy, free_port, serving
+from browser_helpers import CHROMIUM, CHROMIUM_ARGS, clean_copy, free_port, move_z1_and_capture, serving
 from vae_utils import colab
 
 REPO = Path(__file__).resolve().parents[1]
@@ -221,24 +221,8 @@ def test_z1_slider_redraws_in_the_ipywidgets7_front_end(classic_notebook):
                             + "\n".join(errors.all_inner_texts())[-3000:] + f"\nlog:\n{log.read_text()[-2000:]}")
             assert not page.locator(".output_error").count(), page.locator(".output_error").all_inner_texts()
 
-            image = page.locator("img.vae-decoded").first
-            slider = page.locator(".vae-z1").first
-            image.scroll_into_view_if_needed()
-            image.wait_for(state="visible")
-            readout = slider.locator(".widget-readout")
-            before_value, before_src, before_pixels = readout.text_content(), image.get_attribute("src"), image.screenshot()
-            slider.locator(".ui-slider-handle").first.focus()  # ipywidgets 7 draws a jQuery UI slider
-            for _ in range(20):  # 20 steps of 0.05: z1 from 0 to 1
-                page.keyboard.press("ArrowRight")
-            page.wait_for_function("([el, src]) => el.getAttribute('src') !== src",
-                                   arg=[image.element_handle(), before_src], timeout=30_000)
-            page.wait_for_timeout(500)  # let the new image paint
-            after_value, after_pixels = readout.text_content(), image.screenshot()
-            if os.environ.get("VAE_UTILS_BROWSER_ARTIFACTS"):
-                out = Path(os.environ["VAE_UTILS_BROWSER_ARTIFACTS"])
-                out.mkdir(parents=True, exist_ok=True)
-                slider.scroll_into_view_if_needed()
-                page.screenshot(path=str(out / "classic_explorer.png"))
+            before_value, after_value, before_pixels, after_pixels = move_z1_and_capture(
+                page, ".ui-slider-handle", os.environ.get("VAE_UTILS_BROWSER_ARTIFACTS"), "classic_explorer")
         finally:
             browser.close()
     assert float(after_value) > float(before_value), (before_value, after_value)

@@ -271,9 +271,11 @@ def mirror(tmp_path) -> Path:
 
 @pytest.fixture
 def quick(monkeypatch):
-    """Small timeouts: 0.2 s of silence, 0.3 s for a whole file (the floor wins for TINY)."""
-    monkeypatch.setattr(download, "CONNECT_TIMEOUT", 0.2)
-    monkeypatch.setattr(download, "DEADLINE_FLOOR", 0.3)
+    """Small timeouts: 1 s of silence, 1.5 s for a whole file (the floor wins for TINY). Small,
+    so the failing servers fail fast; not smaller, so that a good loopback server (TLS
+    included) always answers within them, even on a loaded machine."""
+    monkeypatch.setattr(download, "CONNECT_TIMEOUT", 1.0)
+    monkeypatch.setattr(download, "DEADLINE_FLOOR", 1.5)
 
 
 def expect_clear_error(cache: Path, *says: str, res: Resource = TINY) -> str:
@@ -435,10 +437,10 @@ def test_oversized_body_is_refused(raw, cache, monkeypatch, talk, says):
 
 
 @pytest.mark.parametrize("talk, says", [
-    (silent, "timed out after 0.2 s without an answer from the server"),
-    (stall_mid_body, "timed out after 0.2 s without an answer from the server"),
-    (trickle_body, "timed out after 0.3 s, the time allowed for the whole file"),
-    (trickle_headers, "timed out after 0.3 s, the time allowed for the whole file"),
+    (silent, "timed out after 1 s without an answer from the server"),
+    (stall_mid_body, "timed out after 1 s without an answer from the server"),
+    (trickle_body, "timed out after 1.5 s, the time allowed for the whole file"),
+    (trickle_headers, "timed out after 1.5 s, the time allowed for the whole file"),
 ], ids=["never-answers", "stalls-mid-body", "trickles-body", "trickles-headers"])
 def test_slow_server_times_out(raw, cache, monkeypatch, quick, talk, says):
     """A server that never answers, or goes silent, fails after CONNECT_TIMEOUT of silence; one
@@ -460,7 +462,7 @@ def test_silent_mirror_then_good_one_is_announced(raw, serve, mirror, cache, mon
     monkeypatch.setenv("VAE_UTILS_MIRRORS", f"{silent_server.url} {good.url}")
     assert fetch(TINY, progress=False).read_bytes() == PAYLOAD
     assert capsys.readouterr().err.splitlines() == [
-        f"tiny/tiny.gz: {silent_server.url}/tiny/tiny.gz failed (timed out after 0.2 s without "
+        f"tiny/tiny.gz: {silent_server.url}/tiny/tiny.gz failed (timed out after 1 s without "
         f"an answer from the server); trying {good.url}/tiny/tiny.gz"]
     assert good.hits == ["/tiny/tiny.gz"] and files_in(cache) == ["tiny/tiny"]
 
@@ -528,12 +530,12 @@ def test_https_mirror_works_and_times_out(serve, raw, mirror, cache, monkeypatch
     assert fetch(TINY, progress=False).read_bytes() == PAYLOAD
     assert good.hits == ["/tiny/tiny.gz"] and files_in(cache) == ["tiny/tiny"]
     first, *others = capsys.readouterr().err.splitlines()
-    assert first == (f"tiny/tiny.gz: {mute.url}/tiny/tiny.gz failed (timed out after 0.2 s "
+    assert first == (f"tiny/tiny.gz: {mute.url}/tiny/tiny.gz failed (timed out after 1 s "
                      f"without an answer from the server); trying {slow[0].url}/tiny/tiny.gz")
     assert len(others) == 2
     for server, line in zip(slow, others):
         assert line.startswith(f"tiny/tiny.gz: {server.url}/tiny/tiny.gz failed (timed out after "
-                               "0.3 s, the time allowed for the whole file")
+                               "1.5 s, the time allowed for the whole file")
 
 
 # ------------------------------------------------------------------------------------ the cache
@@ -565,7 +567,7 @@ def test_good_cache_is_not_downloaded_again(serve, mirror, cache, monkeypatch):
 @pytest.mark.parametrize("corrupt", [b"edited by hand", bytes(len(PAYLOAD))],
                          ids=["wrong-size", "right-size-wrong-sha"])
 def test_corrupt_cached_file_is_kept_until_replaced(serve, raw, mirror, cache, monkeypatch,
-                                                    quick, corrupt):
+                                                    quick, corrupt, capsys):
     """With a corrupt file in the cache and every mirror failing (a silent one, a closed port),
     the error says the cached copy is corrupt and left as it is; the file is untouched. Then
     a good download replaces it."""
@@ -581,8 +583,10 @@ def test_corrupt_cached_file_is_kept_until_replaced(serve, raw, mirror, cache, m
     assert (cache / "tiny" / "tiny").read_bytes() == corrupt
     server = serve(mirror)
     monkeypatch.setenv("VAE_UTILS_MIRRORS", server.url)
+    capsys.readouterr()
     assert fetch(TINY, progress=False).read_bytes() == PAYLOAD
     assert server.hits == ["/tiny/tiny.gz"] and files_in(cache) == ["tiny/tiny"]
+    assert capsys.readouterr().err.startswith("tiny/tiny: the cached copy was corrupt (")  # said, not silent
 
 
 def test_uncompressed_resource(serve, tmp_path, cache, monkeypatch):

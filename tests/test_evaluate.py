@@ -56,7 +56,7 @@ def test_log_likelihood_is_bit_identical_for_a_gaussian_decoder_and_float64(toy)
 
 
 def test_zero_samples_is_a_clear_error(toy):
-    with pytest.raises(ValueError, match=r"n_samples=0: importance sampling needs at least one sample"):
+    with pytest.raises(ValueError, match=r"n_samples=0: an estimate needs at least one sample"):
         evaluate.log_likelihood(toy, torch.zeros(3, 1, dtype=torch.float64), n_samples=0)
 
 
@@ -148,3 +148,9 @@ def test_active_units_counts_the_means_that_move_with_x():
     # variances 1, 1, 0.0025, 0, 0: two units above Burda et al.'s 1e-2, three with 1e-3
     assert evaluate.active_units(_FirstUnitsEncoder(), x) == 2
     assert evaluate.active_units(_FirstUnitsEncoder(), x, threshold=1e-3) == 3
+
+
+def test_lower_bound_needs_a_sample():
+    model = build(VAEConfig(x_dim=6, z_dim=2, hidden=(4,)))
+    with pytest.raises(ValueError, match="n_samples=0"):
+        evaluate.lower_bound(model, torch.rand(5, 6), n_samples=0)

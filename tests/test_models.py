@@ -138,3 +138,11 @@ def test_bad_config_names_the_field(bad, word):
 def test_config_round_trips_through_a_dict():
     c = VAEConfig(hidden=[200, 100], z_dim=5)
     assert VAEConfig(**{**c.to_dict(), "hidden": tuple(c.to_dict()["hidden"])}) == c
+
+
+@pytest.mark.parametrize("bad, word", [({"z_dim": 0}, "z_dim=0"), ({"x_dim": -3}, "x_dim=-3"),
+                                       ({"hidden": (0,)}, r"hidden=\(0,\)"), ({"hidden": 500}, "hidden=500"),
+                                       ({"activation": "gelu"}, "activation"), ({"decoder": "poisson"}, "decoder")])
+def test_bad_model_config_is_refused_naming_the_field(bad, word):
+    with pytest.raises(ValueError, match=word):
+        VAEConfig(**bad)

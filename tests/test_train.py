@@ -71,11 +71,12 @@ def test_one_plus_one_epochs_are_two_epochs_bit_for_bit(binary_data, algorithm):
     assert torch.equal(_params(whole), _params(fresh))
 
 
-def test_each_epoch_draws_its_own_minibatches():
-    a, b = T.epoch_generator(0, 1, "cpu"), T.epoch_generator(0, 2, "cpu")
-    assert not torch.equal(torch.randperm(100, generator=a), torch.randperm(100, generator=b))
-    same = T.epoch_generator(0, 1, "cpu")
-    assert torch.equal(torch.rand(5, generator=T.epoch_generator(0, 1, "cpu")), torch.rand(5, generator=same))
+def test_each_epoch_and_each_seed_draw_their_own_minibatches():
+    def order(seed, epoch):
+        return torch.randperm(100, generator=T.epoch_generator(seed, epoch, "cpu"))
+
+    assert torch.equal(order(0, 1), order(0, 1))
+    assert not torch.equal(order(0, 1), order(0, 2)) and not torch.equal(order(0, 1), order(1, 1))
 
 
 def test_a_run_of_another_config_is_refused(binary_data):
@@ -118,9 +119,12 @@ def test_bad_data_are_refused_before_training(x, word):
                                  {"kl_weight": -0.1}, {"eval_every": 0}, {"batch_size": 0}, {"lr": -1.0},
                                  {"epochs": 0}, {"n_samples": 0}, {"kl_warmup": 1.0}, {"algorithm": "EM"},
                                  {"lr_steps": ((0.5, 0.1), (0.3, 0.01))}, {"snapshot_epochs": (0,)},
-                                 {"weight_decay": -1e-3}])
+                                 {"weight_decay": -1e-3}, {"seed": -1}, {"lr_steps": (0.4, 0.3)},
+                                 {"snapshot_epochs": 5}, {"epochs": True}, {"weight_decay": float("inf")},
+                                 {"lr_steps": ((0.5, float("inf")),)},
+                                 {"algorithm": "MCEM", "kl_weight": 0.5}, {"algorithm": "wake-sleep", "estimator": "A"}])
 def test_bad_train_config_is_refused_naming_the_field(bad):
-    with pytest.raises(ValueError, match=rf"TrainConfig {list(bad)[0]}="):
+    with pytest.raises(ValueError, match=rf"TrainConfig {list(bad)[-1]}="):
         T.TrainConfig(**bad)
 
 
@@ -181,7 +185,42 @@ def test_fused_update_is_decided_when_the_optimizer_is_built():
 
     assert R._fused_works(NoFused, torch.device("cpu"), torch.float32) is False
     opt = T.make_optimizer(build(SMALL).parameters(), _config(optimizer="adam"))
-    assert opt.param_groups[0]["fused"] == R._fused_works(torch.optim.Adam, torch.device("cpu"), torch.float32)
+    assert bool(opt.param_groups[0].get("fused")) == R._fused_works(torch.optim.Adam, torch.device("cpu"), torch.float32)
+
+
+def test_loading_a_run_keeps_this_machines_fused_choice(binary_data):
+    """Optimizer.load_state_dict copies the saver's `fused` flag: a checkpoint saved where the
+    fused update works must still load where it does not."""
+    cfg = _config(epochs=1, optimizer="adam")
+    state = T.train(build(SMALL), binary_data, cfg, progress=False).state_dict()
+    state["optimizer"]["param_groups"][0]["fused"] = "saver's choice"
+    model = build(SMALL)
+    run = T.start(model, binary_data, cfg)
+    built = run.optimizer.param_groups[0].get("fused")
+    run.load_state_dict(state)
+    assert run.optimizer.param_groups[0].get("fused") == built
+
+
+def test_until_must_lie_between_the_epochs_done_and_config_epochs(binary_data):
+    model = build(SMALL)
+    for until in (0 - 1, 4):
+        with pytest.raises(ValueError, match=r"until=.*from 0 \(done\) to config.epochs=3"):
+            T.train(model, binary_data, _config(), progress=False, until=until)
+    run = T.train(model, binary_data, _config(), progress=False, until=2)
+    with pytest.raises(ValueError, match=r"from 2 \(done\)"):
+        T.train(model, binary_data, _config(), progress=False, run=run, until=1)
+
+
+def test_a_test_split_that_does_not_fit_is_refused_before_training(binary_data):
+    bad = Split(binary_data.x.double(), None, binary_data.image_shape)
+    with pytest.raises(ValueError, match=r"float64 on cpu but the model is torch.float32"):
+        T.train(build(SMALL), binary_data, _config(), test=bad, progress=False)
+
+
+def test_mcem_records_no_test_bound(binary_data):
+    """MCEM never trains the encoder: a test bound through it would mean nothing."""
+    run = T.train(build(SMALL), binary_data, _config(epochs=1, algorithm="MCEM"), test=binary_data, progress=False)
+    assert run.history.test[0] != run.history.test[0]  # nan
 
 
 # -- the model cache -----------------------------------------------------------------------------

@@ -233,9 +233,9 @@ def _read(path, map_location="cpu", verify=True, mmap=False) -> dict:
     delete = f"delete {path} (or move it away) and train again"
     try:
         record = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+    except (FileNotFoundError, PermissionError, IsADirectoryError, MemoryError):
+        raise  # the file may be fine: the reader must fix access, not delete it
     except Exception as e:
-        if isinstance(e, FileNotFoundError):
-            raise
         why = "it is empty" if path.is_file() and path.stat().st_size == 0 else \
             f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:200]}"
         raise CheckpointUnreadable(f"{path} is not a readable checkpoint ({why}); {delete}") from None
@@ -310,9 +310,10 @@ def _lookup(name: str, fields: dict):
             return None, (f"{e}\nIt is left in place; store(..., replace_broken=True), as cached() "
                           f"does by default, moves it to {path.name}.broken (never deleting it)."), e
     others = _others(name, path, asked)
-    return None, f"no checkpoint {path.name} in {path.parent}" + (
-        "; the other checkpoints of this name:\n  " + "\n  ".join(others) if others
-        else f"; none named {name} yet"), None
+    if not others:
+        return None, "no cached model of this name yet", None
+    return None, (f"no cached model with these settings ({path.name}); the cached ones of this "
+                  "name, in checkpoint_dir():\n  " + "\n  ".join(others)), None
 
 
 def lookup(name: str, fields: dict) -> tuple[dict | None, str]:

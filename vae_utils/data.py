@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import numbers
 import weakref
 from dataclasses import dataclass
@@ -134,7 +135,7 @@ def load_mnist(binarize: str = "none", validation: int = 0, device="cpu", seed: 
         pixels x ~ Bernoulli(grey) once with `seed`; "dynamic" redraws the training pixels at
         every minibatch (Burda et al.), while valid and test are binarized once with `seed`.
     validation: the last `validation` training images become the "valid" split.
-    device: where the tensors live; "cuda" puts the whole set on the GPU (188 MB).
+    device: where the tensors live; "cuda" puts the whole set on the GPU (about 220 MB of float32).
     Each split's `index` holds its rows' positions in the IDX file they come from.
     """
     if binarize not in BINARIZE:
@@ -196,6 +197,26 @@ def load_frey(test: int = 200, device="cpu", seed: int = 0, progress: bool = Tru
 
 def _same_device(a: torch.device, b: torch.device) -> bool:
     return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
+
+
+def check_data(model, data: Split) -> None:
+    """Fail early, and clearly, on data that do not fit the model (a models.VAE): device,
+    dtype, shape, finite values, and pixels in [0, 1] for a Bernoulli decoder."""
+    x, c = data.x, model.config
+    p = next(model.parameters())
+    if x.device != p.device or x.dtype != p.dtype:
+        raise ValueError(f"the data are {x.dtype} on {x.device} but the model is {p.dtype} on {p.device}; "
+                         f"move one to the other, e.g. model.to(data.x.device, data.x.dtype)")
+    if x.ndim != 2 or x.shape[1] != c.x_dim:
+        raise ValueError(f"data have shape {tuple(x.shape)} but the model expects (N, {c.x_dim}); "
+                         "flatten images to rows, or build the model with VAEConfig(x_dim=...)")
+    # one pass over the data: min and max propagate NaN, and an infinity is the min or the max
+    lo, hi = (v.item() for v in torch.aminmax(x))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError("data contain NaN or infinite values; clean them before training")
+    if c.decoder == "bernoulli" and (lo < 0 or hi > 1):
+        raise ValueError(f"a Bernoulli decoder needs pixels in [0, 1], got [{lo:g}, {hi:g}]; "
+                         "scale the data (e.g. x / 255)")
 
 
 def minibatches(split: Split, batch_size: int, generator: torch.Generator | None = None,

@@ -297,6 +297,9 @@ def fetch(res: Resource, progress: bool = True) -> Path:
                 print(f"{res.folder}/{res.name}: {url} failed ({reason}); trying {urls[i + 1]}",
                       file=sys.stderr, flush=True)
             continue
+        if cached != "missing":
+            print(f"{res.folder}/{res.stored_name}: the cached copy was corrupt ({cached}); replaced by "
+                  f"a good one from {url}", file=sys.stderr, flush=True)
         atomic_write(path, data)
         return path
     expected = f"{res.size} bytes with sha256 {res.sha256}" + " once decompressed" * res.gzipped

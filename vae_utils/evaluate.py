@@ -52,6 +52,7 @@ def lower_bound(model, data, batch_size: int = 1000, n_samples: int = 1, estimat
                 seed: int = 0) -> float:
     """The average lower bound per datapoint, in nats: estimator "B" (eq. 7) or "A" (eq. 6), L = n_samples."""
     sgvb = _estimator(estimator)
+    importance.check_n_samples(n_samples)
     gen = _generator(data, seed)
     x = _rows(data, gen)
     with _evaluating(model):

@@ -29,8 +29,8 @@ def score_function_grad(f, mu, sigma, n: int, generator=None):
         d/dmu    log N(z; mu, sigma^2) = (z - mu) / sigma^2
         d/dsigma log N(z; mu, sigma^2) = ((z - mu)^2 - sigma^2) / sigma^3
 
-    Autograd computes these from the "surrogate" f(z).detach() * log q(z): z itself is a
-    sample, with no gradient path to (mu, sigma); f is only ever evaluated, never differentiated.
+    Autograd computes these from the "surrogate" f(z) * log q(z): z is drawn without
+    gradient, so f(z) is a constant to autograd and only log q(z) is differentiated in (mu, sigma).
     """
     mus, sigmas = _leaves(mu, sigma, n)
     with torch.no_grad():

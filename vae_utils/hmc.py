@@ -92,6 +92,8 @@ def run(model, x, chains: Chains, n_iter: int, n_leapfrog: int = 10, target_acce
     Hamiltonian dynamics", on choosing the trajectory length).
     """
     _check_steps(n_leapfrog, "n_leapfrog")
+    if not (isinstance(n_iter, Integral) and n_iter >= 1):
+        raise ValueError(f"n_iter={n_iter!r}: run at least one HMC transition (an integer >= 1)")
     z, eps = chains.z, chains.step_size.clone()
     lp, grad = log_joint_and_grad(model, x, z)
     samples, accept_sum = [], torch.zeros_like(eps)
@@ -144,8 +146,9 @@ def posterior_samples(model, x, n_samples: int, n_chains: int = 10, burn_in: int
     `burn_in` transitions, then run with fixed step sizes for n_samples / n_chains
     transitions, every position kept.
     """
-    if n_samples % n_chains:
-        raise ValueError(f"n_samples={n_samples} must be a multiple of n_chains={n_chains}")
+    if not (n_chains >= 1 and n_samples >= 1 and n_samples % n_chains == 0):
+        raise ValueError(f"n_samples={n_samples}, n_chains={n_chains}: use n_chains >= 1 and a "
+                         "positive multiple of it as n_samples (e.g. 100 and 10)")
     chains = init_chains(init_from_prior(model, x, n_chains, generator=generator), step_size)
     chains, _ = run(model, x, chains, burn_in, n_leapfrog, target_accept, adapt=True,
                     generator=generator, keep=False)

@@ -37,9 +37,9 @@ def pass_rows(device) -> int:
 
 def check_n_samples(n_samples) -> None:
     """A clear error unless n_samples is an integer >= 1 (log 1/K of K = 0 samples is undefined)."""
-    if not (isinstance(n_samples, Integral) and n_samples >= 1):
-        raise ValueError(f"n_samples={n_samples!r}: importance sampling needs at least one sample "
-                         "per datapoint; pass an integer n_samples >= 1 (e.g. 5000 for log p(x))")
+    if isinstance(n_samples, bool) or not (isinstance(n_samples, Integral) and n_samples >= 1):
+        raise ValueError(f"n_samples={n_samples!r}: an estimate needs at least one sample per "
+                         "datapoint; pass an integer n_samples >= 1 (e.g. 5000 for log p(x))")
 
 
 def log_mean_exp(a, dim: int = 0):

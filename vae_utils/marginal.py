@@ -8,9 +8,11 @@ Appendix D (for a low-dimensional z) estimates p(x) from posterior samples:
         1/p(x) = int q_F(z) dz / p(x) = int p(z|x) q_F(z) / p(x, z) dz
                ~= 1/L sum_l q_F(z_l) / (p(z_l) p(x|z_l))                  (Appendix D)
 
-It is the harmonic-mean estimator made safe: q_F sits where the posterior is, so the
-ratio q_F / p(x, z) stays bounded (a harmonic mean with the prior in place of q_F has
-infinite variance as soon as the posterior is much narrower than the prior).
+It is the harmonic-mean estimator made safer: q_F sits where the posterior is, so the ratio
+q_F / p(x, z) stays moderate where the samples fall (a harmonic mean with the prior in place
+of q_F has infinite variance as soon as the posterior is much narrower than the prior). Its
+variance is finite only if q_F's tails are lighter than the posterior's, which a Gaussian
+fitted to the samples does not guarantee.
 
 Importance sampling with the encoder as proposal lives in vae_utils.importance. Its
 functions that the notebooks call as `marginal.*` (importance_log_weights, log_mean_exp,

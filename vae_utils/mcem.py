@@ -39,6 +39,8 @@ def e_step(model, x, chains: hmc.Chains, n_iter: int = 1, n_leapfrog: int = 10,
 def m_step(model, opt, x, z, n_updates: int = 5) -> torch.Tensor:
     """n_updates optimizer steps on -(1/B) sum log p_theta(x, z) at fixed z; returns the last
     average log p(x, z) (a 0-d tensor)."""
+    if n_updates < 1:
+        raise ValueError(f"n_updates={n_updates}: the M-step needs at least one update (the paper: 5)")
     for _ in range(n_updates):
         log_pxz = log_joint(model, x, z).mean()
         opt.zero_grad(set_to_none=True)

@@ -6,7 +6,8 @@
     prior    p(z)   = N(z; 0, I)
 
 The paper: tanh hidden layers, 500 units for MNIST and 200 for Frey Face, every parameter
-drawn from N(0, 0.01). `VAEConfig` changes any of these (ReLU, 400 units: the modern setting).
+drawn from N(0, 0.01), which we read as a standard deviation of 0.01 (as numpy's
+normal(0, 0.01) takes it). `VAEConfig` changes any of these (ReLU, 400 units: the modern setting).
 
 Each decoder class owns its distribution: `log_prob(x, z)` = log p(x|z), `mean(z)` = E[x|z],
 `sample(z, generator)` draws x ~ p(x|z), and calling it returns its parameters as a
@@ -139,6 +140,14 @@ class VAEConfig:
     init: str = "paper"  # N(0, 0.01) for every parameter; "default" keeps PyTorch's init
 
     def __post_init__(self):
+        def whole(v):
+            return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+        for name in ("x_dim", "z_dim"):
+            if not whole(getattr(self, name)):
+                raise ValueError(f"{name}={getattr(self, name)!r}; use a whole number >= 1")
+        if not (isinstance(self.hidden, (list, tuple)) and all(whole(h) for h in self.hidden)):
+            raise ValueError(f"hidden={self.hidden!r}; use a tuple of layer widths >= 1, e.g. (500,)")
         object.__setattr__(self, "hidden", tuple(self.hidden))
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation={self.activation!r}; choose one of {list(ACTIVATIONS)}")

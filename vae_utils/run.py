@@ -54,7 +54,10 @@ class Run:
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
+        fused = [g.get("fused") for g in self.optimizer.param_groups]
         self.optimizer.load_state_dict(state["optimizer"])
+        for group, f in zip(self.optimizer.param_groups, fused):  # this machine's choice, not the saver's
+            group["fused"] = f
         self.epoch, self.step, self.samples = state["epoch"], state["step"], state["samples"]
         h = state["history"]
         self.history = History(**{**h, "snapshots": {int(k): v for k, v in h["snapshots"].items()}})

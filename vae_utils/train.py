@@ -30,13 +30,11 @@ import numpy as np
 import torch
 
 from . import checkpoints, mcem, wake_sleep
-from .data import Split, minibatches
+from .data import Split, check_data, minibatches
 from .elbo import ESTIMATORS
 from .evaluate import lower_bound
 from .models import VAE, VAEConfig, build
 from .run import History, Run, make_optimizer
-
-ALGORITHMS = ("AEVB", "wake-sleep", "MCEM")
 
 
 class TrainingDiverged(FloatingPointError):
@@ -64,10 +62,13 @@ class TrainConfig:
     snapshot_samples: tuple[int, ...] = ()  # ...and after these many training samples
 
     def __post_init__(self):
-        for name in ("lr_steps", "snapshot_epochs", "snapshot_samples"):
-            value = getattr(self, name)
-            object.__setattr__(self, name, tuple(tuple(v) if isinstance(v, (list, tuple)) else v for v in value))
         _validate(self)
+        # one form per value, so that equal configs give equal cache keys (1 and 1.0 alike)
+        for name in ("kl_weight", "kl_warmup", "lr", "weight_decay"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+        object.__setattr__(self, "lr_steps", tuple((float(p), float(f)) for p, f in self.lr_steps))
+        for name in ("snapshot_epochs", "snapshot_samples"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
 
     def to_dict(self) -> dict:
         return json_ready(asdict(self))
@@ -82,26 +83,43 @@ def json_ready(value):
     return value
 
 
+def _whole(v, least: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= least
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def _validate(c: TrainConfig) -> None:
     def need(ok, name, rule):
         if not ok:
             raise ValueError(f"TrainConfig {name}={getattr(c, name)!r}: {rule}")
 
     for name in ("epochs", "batch_size", "n_samples", "eval_every"):
-        need(isinstance(getattr(c, name), int) and getattr(c, name) >= 1, name, "use a whole number >= 1")
-    need(isinstance(c.seed, int), "seed", "use a whole number")
+        need(_whole(getattr(c, name), 1), name, "use a whole number >= 1")
+    need(_whole(c.seed, 0), "seed", "use a whole number >= 0")
     need(c.estimator in ESTIMATORS, "estimator", f"choose one of {list(ESTIMATORS)}")
     need(c.algorithm in ALGORITHMS, "algorithm", f"choose one of {list(ALGORITHMS)}")
     need(c.optimizer in ("adagrad", "adam"), "optimizer", "choose 'adagrad' or 'adam'")
-    need(c.lr > 0 and math.isfinite(c.lr), "lr", "use a step size > 0, e.g. 0.02 (Adagrad) or 1e-3 (Adam)")
-    need(c.weight_decay >= 0, "weight_decay", "use 0, or paper_weight_decay(N) for the paper's prior")
-    need(0 <= c.kl_weight <= 1, "kl_weight", "use 1 (the bound), or a value in [0, 1) for a KL warm-up")
-    need(0 <= c.kl_warmup < 1, "kl_warmup", "use a fraction of training in [0, 1), e.g. 0.1")
-    need(all(len(s) == 2 and 0 < s[0] < 1 and s[1] > 0 for s in c.lr_steps)
-         and [s[0] for s in c.lr_steps] == sorted({s[0] for s in c.lr_steps}), "lr_steps",
-         "use ((progress, factor), ...) with increasing progress in (0, 1) and factors > 0")
+    need(_number(c.lr) and c.lr > 0, "lr", "use a step size > 0, e.g. 0.02 (Adagrad) or 1e-3 (Adam)")
+    need(_number(c.weight_decay) and c.weight_decay >= 0, "weight_decay",
+         "use 0, or paper_weight_decay(N) for the paper's prior")
+    need(_number(c.kl_weight) and 0 <= c.kl_weight <= 1, "kl_weight",
+         "use 1 (the bound), or a weight beta in [0, 1) (not a bound)")
+    need(_number(c.kl_warmup) and 0 <= c.kl_warmup < 1, "kl_warmup", "use a fraction of the steps in [0, 1), e.g. 0.1")
+    steps_ok = isinstance(c.lr_steps, (list, tuple)) and all(
+        isinstance(s, (list, tuple)) and len(s) == 2 and all(map(_number, s)) and 0 < s[0] < 1 and s[1] > 0
+        for s in c.lr_steps)
+    need(steps_ok and [s[0] for s in c.lr_steps] == sorted({s[0] for s in c.lr_steps}), "lr_steps",
+         "use ((progress, factor), ...) with increasing progress in (0, 1) and factors > 0, e.g. ((0.5, 0.1),)")
     for name in ("snapshot_epochs", "snapshot_samples"):
-        need(all(isinstance(v, int) and v >= 1 for v in getattr(c, name)), name, "use whole numbers >= 1")
+        v = getattr(c, name)
+        need(isinstance(v, (list, tuple)) and all(_whole(e, 1) for e in v), name, "use a tuple of whole numbers >= 1")
+    if c.algorithm != "AEVB":
+        aevb_only = {"estimator": "B", "n_samples": 1, "kl_weight": 1.0, "kl_warmup": 0.0}
+        for name, default in aevb_only.items():
+            need(getattr(c, name) == default, name, f"only AEVB uses it; leave it at {default!r} for {c.algorithm}")
 
 
 # -- schedules: plain functions of progress = steps done / all steps -------------------------
@@ -120,7 +138,7 @@ def lr_at(progress: float, config: TrainConfig) -> float:
 
 
 def kl_weight_at(progress: float, config: TrainConfig) -> float:
-    """beta: rises linearly from 0 to config.kl_weight over the first kl_warmup of training
+    """beta: rises linearly from 0 to config.kl_weight over the first kl_warmup of the steps
     (a KL warm-up, Bowman et al. 2016, Sonderby et al. 2016), then stays there."""
     if progress >= config.kl_warmup:
         return config.kl_weight
@@ -130,28 +148,9 @@ def kl_weight_at(progress: float, config: TrainConfig) -> float:
 def paper_weight_decay(n_train: int) -> float:
     """Weight decay that adds the paper's prior p(theta) = N(0, I) to the per-datapoint bound.
 
-    (1/N) [sum_i L(x_i) + log p(theta)] = mean_i L(x_i) - ||theta||^2 / (2N): decay 1/N.
+    (1/N) [sum_i L(x_i) + log p(theta)] = mean_i L(x_i) - ||theta||^2 / (2N) + const: decay 1/N.
     """
     return 1.0 / n_train
-
-
-def check_data(model: VAE, data: Split) -> None:
-    """Fail early, and clearly, on data that do not fit the model."""
-    x, c = data.x, model.config
-    p = next(model.parameters())
-    if x.device != p.device or x.dtype != p.dtype:
-        raise ValueError(f"the data are {x.dtype} on {x.device} but the model is {p.dtype} on {p.device}; "
-                         f"move one to the other, e.g. model.to(data.x.device, data.x.dtype)")
-    if x.ndim != 2 or x.shape[1] != c.x_dim:
-        raise ValueError(f"data have shape {tuple(x.shape)} but the model expects (N, {c.x_dim}); "
-                         "flatten images to rows, or build the model with VAEConfig(x_dim=...)")
-    # one pass over the data: min and max propagate NaN, and an infinity is the min or the max
-    lo, hi = (v.item() for v in torch.aminmax(x))
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise ValueError("data contain NaN or infinite values; clean them before training")
-    if c.decoder == "bernoulli" and (lo < 0 or hi > 1):
-        raise ValueError(f"a Bernoulli decoder needs pixels in [0, 1], got [{lo:g}, {hi:g}]; "
-                         "scale the data (e.g. x / 255)")
 
 
 def epoch_generator(seed: int, epoch: int, device) -> torch.Generator:
@@ -183,6 +182,7 @@ def mcem_step(run: Run, x, idx, generator, kl_weight: float) -> torch.Tensor:
 
 
 STEPS = {"AEVB": aevb_step, "wake-sleep": wake_sleep_step, "MCEM": mcem_step}
+ALGORITHMS = tuple(STEPS)
 
 
 # -- the loop -----------------------------------------------------------------------------------
@@ -196,23 +196,29 @@ def start(model: VAE, data: Split, config: TrainConfig) -> Run:
     return run
 
 
+def fraction_done(run: Run, n: int) -> float:
+    """The fraction of the run's steps done, for n datapoints per epoch: what schedules read."""
+    return run.step / (run.config.epochs * math.ceil(n / run.config.batch_size))
+
+
 def train_epoch(run: Run, data: Split) -> float:
     """Algorithm 1, once over the data in random minibatches; returns the average objective."""
     c, n = run.config, len(data)
     gen = epoch_generator(c.seed, run.epoch + 1, data.x.device)
-    total_steps = c.epochs * math.ceil(n / c.batch_size)
-    snapshot_at = sorted({e * n for e in c.snapshot_epochs} | set(c.snapshot_samples))
+    snapshot_at = {e * n for e in c.snapshot_epochs} | set(c.snapshot_samples)
     step, total = STEPS[c.algorithm], torch.zeros((), device=data.x.device)
     run.model.train()
-    for i, (idx, x) in enumerate(minibatches(data, c.batch_size, gen, with_index=True)):  # X^M
-        progress = run.step / total_steps
+    for idx, x in minibatches(data, c.batch_size, gen, with_index=True):  # X^M: a random minibatch
+        p = fraction_done(run, n)
         for group in run.optimizer.param_groups:
-            group["lr"] = lr_at(progress, c)
-        total.add_(step(run, x, idx, gen, kl_weight_at(progress, c)), alpha=len(idx))
-        before, run.step, run.samples = run.samples, run.step + 1, run.samples + len(idx)
-        if any(before < s <= run.samples for s in snapshot_at):
-            run.history.snapshots[run.samples] = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
-        if i % 50 == 0 and not torch.isfinite(total):
+            group["lr"] = lr_at(p, c)
+        total.add_(step(run, x, idx, gen, kl_weight_at(p, c)), alpha=len(idx))
+        run.step += 1
+        run.samples += len(idx)
+        if any(run.samples - len(idx) < s <= run.samples for s in snapshot_at):  # crossed a count
+            run.history.snapshots[run.samples] = {k: v.detach().cpu().clone()
+                                                  for k, v in run.model.state_dict().items()}
+        if run.step % 50 == 0 and not torch.isfinite(total):  # a check costs a sync: not every step
             _diverged(run)
     if not torch.isfinite(total):
         _diverged(run)
@@ -229,7 +235,8 @@ def train(model: VAE, data: Split, config: TrainConfig, test: Split | None = Non
     Pass a Run back to continue it: train(..., until=1) then train(..., run=run) gives the
     same model as one call, bit for bit on a CPU. callback(run) is called after every
     epoch, e.g. to redraw a figure while the model trains. The test bound is evaluated
-    every config.eval_every epochs and after the last.
+    every config.eval_every epochs and after the last (for MCEM, whose encoder is never
+    trained, the test bound means nothing and is recorded as nan).
     """
     from tqdm.auto import trange
 
@@ -237,7 +244,17 @@ def train(model: VAE, data: Split, config: TrainConfig, test: Split | None = Non
     if run.model is not model or run.config != config:
         raise ValueError("this Run belongs to another model or configuration; pass the model and "
                          "config it was started with, or start a new run (run=None)")
+    check_data(model, data)
+    if test is not None:
+        check_data(model, test)
+    if run.chains is not None and len(run.chains.z) != len(data):
+        raise ValueError(f"this MCEM run keeps {len(run.chains.z)} chains, one per datapoint, but the data "
+                         f"have {len(data)} rows; continue it on the data it started with")
     until = config.epochs if until is None else until
+    if not (isinstance(until, int) and run.epoch <= until <= config.epochs):
+        raise ValueError(f"until={until!r}: give an epoch from {run.epoch} (done) to config.epochs="
+                         f"{config.epochs}; the schedules run over config.epochs")
+    evaluate_test = test is not None and config.algorithm != "MCEM"
     t0 = time.perf_counter() - (run.history.seconds[-1] if run.history.seconds else 0.0)
     bar = trange(run.epoch + 1, until + 1, desc="epochs", disable=not progress)
     for epoch in bar:
@@ -247,7 +264,7 @@ def train(model: VAE, data: Split, config: TrainConfig, test: Split | None = Non
             h.samples.append(run.samples)
             h.epoch.append(epoch)
             h.train.append(objective)
-            h.test.append(lower_bound(model, test, seed=config.seed) if test is not None else float("nan"))
+            h.test.append(lower_bound(model, test, seed=config.seed) if evaluate_test else float("nan"))
             h.seconds.append(time.perf_counter() - t0)
             bar.set_postfix(train=f"{h.train[-1]:.2f}", test=f"{h.test[-1]:.2f}")
         if callback is not None:
@@ -268,18 +285,19 @@ def _diverged(run: Run):
 # -- the model cache --------------------------------------------------------------------------
 
 def train_or_load(name: str, model_config: VAEConfig, train_config: TrainConfig, data: Split,
-                  test: Split | None = None, device=None, progress: bool = True) -> tuple[VAE, History]:
+                  test: Split | None = None, progress: bool = True) -> tuple[VAE, History]:
     """The model `name` trained with exactly these settings: loaded from the checkpoint cache
     (vae_utils.checkpoints) if there, else trained (seeded by train_config.seed) and saved.
 
     The cache key holds everything that determines the result: both configs (the algorithm
     included), fingerprints of the training and test data, the package's version and code.
     Other settings under the same name live in files of their own and are never overwritten;
-    when none matches, the reason printed lists every field that differs.
+    when none matches, the reason printed lists every field that differs. The model lives on
+    the data's device.
     """
     fields = {"model": model_config.to_dict(), "train": train_config.to_dict(),
               "data": data.fingerprint(), "test": None if test is None else test.fingerprint()}
-    model = build(model_config, train_config.seed, device or data.x.device)
+    model = build(model_config, train_config.seed, data.x.device)  # on the data's device
     state = checkpoints.cached(name, fields, lambda: train(model, data, train_config, test, progress).state_dict())
     run = start(model, data, train_config)
     run.load_state_dict(state)
