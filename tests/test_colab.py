@@ -165,6 +165,8 @@ def test_setup_cell_installs_vae_utils_and_only_what_colab_lacks(setup_cell_run,
     assert set(after) - set(before) == {"vae-utils", "seaborn"}, set(after) - set(before)
     assert "Installed now: seaborn" in out and "Kept as they are: torch" in out, out
     versions = _run([twin, "-I", "-c", "import vae_utils, vae_utils.widgets, ipywidgets, torch, seaborn; "
+                     "from tqdm.notebook import tqdm; bar = tqdm(range(3)); list(bar); "  # tqdm's widget bar
+                     "assert type(bar.container).__name__ == 'TqdmHBox' and bar.n == 3; "
                      "print(vae_utils.__version__, ipywidgets.__version__, torch.__version__)"]).split()
     assert versions[1:] == [before["ipywidgets"], before["torch"]]
 
