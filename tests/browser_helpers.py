@@ -77,6 +77,19 @@ def serving(cmd: list[str], env: dict, cwd: Path, log: Path, status_url: str, na
         stop(proc)
 
 
+@contextmanager
+def open_page(playwright, url: str):
+    """Debian's chromium, headless, with one 1400x1000 page at `url`; always closed."""
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60_000)
+        page.goto(url)
+        yield page
+    finally:
+        browser.close()
+
+
 def move_z1_and_capture(page, handle: str, artifacts: str | None, name: str):
     """Move notebook 04's z1 slider 20 steps right with the arrow key (its `handle` focused:
     ".noUi-handle" in ipywidgets 8, ".ui-slider-handle" in ipywidgets 7) and wait for the

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_helpers import CHROMIUM, CHROMIUM_ARGS, clean_copy, free_port, move_z1_and_capture, serving
+from browser_helpers import CHROMIUM, clean_copy, free_port, move_z1_and_capture, open_page, serving
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "04_latent_manifold.ipynb"
@@ -78,29 +78,22 @@ def _wait_until_done(page, n_code_cells: int, timeout_ms: int) -> None:
 
 def test_z1_slider_redraws_the_decoded_digit(lab):
     url, log, n_code_cells = lab
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    with sync_api.sync_playwright() as p, open_page(p, url) as page:
+        page.locator(".jp-Notebook").first.wait_for()
+        page.wait_for_timeout(2000)  # let the kernel session attach before running
+        _dismiss_news_prompt(page)
+        _run_all(page)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(60_000)
-            page.goto(url)
-            page.locator(".jp-Notebook").first.wait_for()
-            page.wait_for_timeout(2000)  # let the kernel session attach before running
-            _dismiss_news_prompt(page)
-            _run_all(page)
-            try:
-                _wait_until_done(page, n_code_cells, RUN_TIMEOUT_MS)
-            except sync_api.TimeoutError:
-                errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
-                pytest.fail("the notebook did not finish running in JupyterLab; stderr outputs:\n"
-                            + "\n".join(errors.all_inner_texts())[-3000:]
-                            + f"\nserver log:\n{log.read_text()[-2000:]}")
-            _dismiss_news_prompt(page)
+            _wait_until_done(page, n_code_cells, RUN_TIMEOUT_MS)
+        except sync_api.TimeoutError:
+            errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+            pytest.fail("the notebook did not finish running in JupyterLab; stderr outputs:\n"
+                        + "\n".join(errors.all_inner_texts())[-3000:]
+                        + f"\nserver log:\n{log.read_text()[-2000:]}")
+        _dismiss_news_prompt(page)
 
-            before_value, after_value, before_pixels, after_pixels = move_z1_and_capture(
-                page, ".noUi-handle", ARTIFACTS, "explorer")
-        finally:
-            browser.close()
+        before_value, after_value, before_pixels, after_pixels = move_z1_and_capture(
+            page, ".noUi-handle", ARTIFACTS, "explorer")
 
     assert float(after_value) > float(before_value), (before_value, after_value)
     assert after_pixels != before_pixels, "the decoded digit looks the same after moving z1"

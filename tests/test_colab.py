@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from browser_helpers import CHROMIUM, CHROMIUM_ARGS, clean_copy, free_port, move_z1_and_capture, serving
+from browser_helpers import CHROMIUM, clean_copy, free_port, move_z1_and_capture, open_page, serving
 from vae_utils import colab
 
 REPO = Path(__file__).resolve().parents[1]
@@ -167,7 +167,8 @@ def test_setup_cell_installs_vae_utils_and_only_what_colab_lacks(setup_cell_run,
     versions = _run([twin, "-I", "-c", "import vae_utils, vae_utils.widgets, ipywidgets, torch, seaborn; "
                      "from tqdm.notebook import tqdm; bar = tqdm(range(3)); list(bar); "  # tqdm's widget bar
                      "assert type(bar.container).__name__ == 'TqdmHBox' and bar.n == 3; "
-                     "print(vae_utils.__version__, ipywidgets.__version__, torch.__version__)"]).split()
+                     "print(vae_utils.__version__, ipywidgets.__version__, torch.__version__)"]
+                    ).strip().splitlines()[-1].split()  # the last line: the bar prints its text above
     assert versions[1:] == [before["ipywidgets"], before["torch"]]
 
 
@@ -200,32 +201,25 @@ def classic_notebook(setup_cell_run, twin, tmp_path):
 def test_z1_slider_redraws_in_the_ipywidgets7_front_end(classic_notebook):
     sync_api = pytest.importorskip("playwright.sync_api", reason="Python playwright missing: `pip install playwright`")
     url, log, n_code_cells = classic_notebook
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    with sync_api.sync_playwright() as p, open_page(p, url) as page:
+        page.wait_for_function("() => window.Jupyter && Jupyter.notebook && Jupyter.notebook.kernel"
+                               " && Jupyter.notebook.kernel.is_connected()", polling=500)
+        page.locator("#celllink").click()  # the Cell menu
+        page.locator("#run_all_cells").click()
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(60_000)
-            page.goto(url)
-            page.wait_for_function("() => window.Jupyter && Jupyter.notebook && Jupyter.notebook.kernel"
-                                   " && Jupyter.notebook.kernel.is_connected()", polling=500)
-            page.locator("#celllink").click()  # the Cell menu
-            page.locator("#run_all_cells").click()
-            try:
-                page.wait_for_function(
-                    """(n) => {
-                        const p = [...document.querySelectorAll('.code_cell .input_prompt')]
-                            .map(e => e.textContent.replace(/\\s/g, ''));
-                        return p.length === n && p.every(t => /^In\\[\\d+\\]:$/.test(t));
-                    }""", arg=n_code_cells, timeout=RUN_TIMEOUT_MS, polling=500)
-            except sync_api.TimeoutError:
-                errors = page.locator(".output_stderr, .output_error")
-                pytest.fail("notebook 04 did not finish in the classic Notebook; errors:\n"
-                            + "\n".join(errors.all_inner_texts())[-3000:] + f"\nlog:\n{log.read_text()[-2000:]}")
-            assert not page.locator(".output_error").count(), page.locator(".output_error").all_inner_texts()
+            page.wait_for_function(
+                """(n) => {
+                    const p = [...document.querySelectorAll('.code_cell .input_prompt')]
+                        .map(e => e.textContent.replace(/\\s/g, ''));
+                    return p.length === n && p.every(t => /^In\\[\\d+\\]:$/.test(t));
+                }""", arg=n_code_cells, timeout=RUN_TIMEOUT_MS, polling=500)
+        except sync_api.TimeoutError:
+            errors = page.locator(".output_stderr, .output_error")
+            pytest.fail("notebook 04 did not finish in the classic Notebook; errors:\n"
+                        + "\n".join(errors.all_inner_texts())[-3000:] + f"\nlog:\n{log.read_text()[-2000:]}")
+        assert not page.locator(".output_error").count(), page.locator(".output_error").all_inner_texts()
 
-            before_value, after_value, before_pixels, after_pixels = move_z1_and_capture(
-                page, ".ui-slider-handle", os.environ.get("VAE_UTILS_BROWSER_ARTIFACTS"), "classic_explorer")
-        finally:
-            browser.close()
+        before_value, after_value, before_pixels, after_pixels = move_z1_and_capture(
+            page, ".ui-slider-handle", os.environ.get("VAE_UTILS_BROWSER_ARTIFACTS"), "classic_explorer")
     assert float(after_value) > float(before_value), (before_value, after_value)
     assert after_pixels != before_pixels, "the decoded digit looks the same after moving z1"
