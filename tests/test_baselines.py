@@ -4,7 +4,7 @@ import dataclasses
 import pytest
 import torch
 
-from vae_utils import compare, evaluate, hmc, marginal, mcem, wake_sleep
+from vae_utils import compare, elbo, evaluate, marginal, mcem, wake_sleep
 from vae_utils import train as T
 from vae_utils.models import VAEConfig
 
@@ -69,9 +69,9 @@ def test_m_step_raises_log_joint_at_the_fixed_sample(binary_data):
     x = binary_data.x[:100]
     z = torch.randn(100, 2, generator=torch.Generator().manual_seed(0))
     opt = torch.optim.Adagrad(model.parameters(), lr=0.05)
-    before = hmc.log_joint(model, x, z).mean().item()
+    before = elbo.log_joint(model, x, z).mean().item()
     mcem.m_step(model, opt, x, z, n_updates=5)
-    assert hmc.log_joint(model, x, z).mean().item() > before + 0.5
+    assert elbo.log_joint(model, x, z).mean().item() > before + 0.5
     assert all(p.grad is None for p in model.encoder.parameters())  # MCEM has no encoder
 
 
@@ -83,10 +83,10 @@ def test_e_step_moves_chains_into_the_posterior(binary_data):
     x = binary_data.x[:200]
     g = torch.Generator().manual_seed(0)
     chains = mcem.init_chains(model, 200, g)
-    before = hmc.log_joint(model, x, chains.z).mean().item()
+    before = elbo.log_joint(model, x, chains.z).mean().item()
     for _ in range(30):
         chains = mcem.e_step(model, x, chains, generator=g)
-    assert hmc.log_joint(model, x, chains.z).mean().item() > before + 1
+    assert elbo.log_joint(model, x, chains.z).mean().item() > before + 1
     assert abs(chains.accept_rate.mean().item() - 0.9) < 0.1
 
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import vae_utils
+from vae_utils import cache
 from vae_utils import checkpoints as C
 
 FIELDS = {"algorithm": "AEVB", "model": {"x_dim": 20, "z_dim": 2, "hidden": [16]},
@@ -176,7 +177,7 @@ def test_files_get_the_umasks_permissions(tmp_path):
     old = os.umask(0o022)
     try:
         path = C.save(tmp_path / "m.pt", {"a": 1})
-        stored = C.store("probe", FIELDS, {"a": 1})
+        stored = cache.store("probe", FIELDS, {"a": 1})
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
@@ -261,42 +262,44 @@ def test_default_fingerprint_is_memoized_and_covers_the_package():
     assert fp != C.code_fingerprint(C.MODULES[:-1])
 
 
-def test_the_module_stays_in_the_core():
-    tree = ast.parse(Path(C.__file__).read_text())
+@pytest.mark.parametrize("module", [C, cache], ids=lambda m: m.__name__)
+def test_the_modules_stay_in_the_core(module):
+    tree = ast.parse(Path(module.__file__).read_text())
     imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {f"{'.' * n.level}{n.module}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert imported <= {"ast", "collections", "functools", "hashlib", "importlib.util", "json", "numbers",
-                        "os", "re", "warnings", "torch", "__future__", "pathlib", "typing", ".io", "vae_utils"}
+                        "os", "re", "warnings", "torch", "__future__", "pathlib", "typing", ".io", ".checkpoints",
+                        "vae_utils"}
 
 
 # -- the cache -------------------------------------------------------------------------------
 
 def test_two_settings_under_one_name_live_side_by_side(cache_dir):
     a, b = _fields(), _fields(train__epochs=100)
-    pa, pb = C.store("probe", a, {"w": torch.zeros(2)}), C.store("probe", b, {"w": torch.ones(2)})
+    pa, pb = cache.store("probe", a, {"w": torch.zeros(2)}), cache.store("probe", b, {"w": torch.ones(2)})
     assert pa != pb and sorted(p.name for p in cache_dir.iterdir()) == sorted([pa.name, pb.name])
-    assert pa == C.path_for("probe", a) and pa.name == f"probe-{C.key(a)}.pt"
-    assert torch.equal(C.lookup("probe", a)[0]["w"], torch.zeros(2))
-    assert torch.equal(C.lookup("probe", b)[0]["w"], torch.ones(2))
+    assert pa == cache.path_for("probe", a) and pa.name == f"probe-{C.key(a)}.pt"
+    assert torch.equal(cache.lookup("probe", a)[0]["w"], torch.zeros(2))
+    assert torch.equal(cache.lookup("probe", b)[0]["w"], torch.ones(2))
 
 
 def test_the_algorithm_is_part_of_the_key():
     """Regression: fit_or_load("probe", "MCEM") used to return the weights trained by AEVB."""
     aevb, mcem = _fields(algorithm="AEVB"), _fields(algorithm="MCEM")
-    C.store("probe", aevb, {"by": "AEVB"})
-    payload, reason = C.lookup("probe", mcem)
+    cache.store("probe", aevb, {"by": "AEVB"})
+    payload, reason = cache.lookup("probe", mcem)
     assert payload is None
     assert 'algorithm: saved "AEVB", asked "MCEM"' in reason
-    C.store("probe", mcem, {"by": "MCEM"})
-    assert C.lookup("probe", aevb)[0] == {"by": "AEVB"}
-    assert C.lookup("probe", mcem)[0] == {"by": "MCEM"}
+    cache.store("probe", mcem, {"by": "MCEM"})
+    assert cache.lookup("probe", aevb)[0] == {"by": "AEVB"}
+    assert cache.lookup("probe", mcem)[0] == {"by": "MCEM"}
 
 
 def test_the_reason_lists_every_differing_field():
-    C.store("probe", FIELDS, {"a": 1})
-    C.store("probe-other", _fields(train__lr=0.5), {"a": 1})  # another name: not listed
+    cache.store("probe", FIELDS, {"a": 1})
+    cache.store("probe-other", _fields(train__lr=0.5), {"a": 1})  # another name: not listed
     asked = _fields(train__lr=0.1, model__z_dim=5, data="frey")
-    payload, reason = C.lookup("probe", asked)
+    payload, reason = cache.lookup("probe", asked)
     assert payload is None
     lines = [l.strip() for l in reason.splitlines()]
     assert "train.lr: saved 0.02, asked 0.1" in lines
@@ -304,7 +307,7 @@ def test_the_reason_lists_every_differing_field():
     assert 'data: saved "binary-512", asked "frey"' in lines
     assert f"probe-{C.key(FIELDS)}.pt differs in:" in lines
     assert "probe-other" not in reason and len(lines) == 5
-    assert C.lookup("nothing", FIELDS)[1] == "no cached model of this name yet"
+    assert cache.lookup("nothing", FIELDS)[1] == "no cached model of this name yet"
 
 
 def test_legacy_and_other_files_are_never_modified(cache_dir, capsys):
@@ -313,63 +316,63 @@ def test_legacy_and_other_files_are_never_modified(cache_dir, capsys):
     torch.save({"format": 1, "model_config": {"x_dim": 20, "z_dim": 2, "hidden": [16]},
                 "train_config": {"lr": 0.05, "batch_size": 100, "epochs": 3, "seed": 0},
                 "state_dict": {"w": torch.ones(2)}, "history": None}, legacy)
-    other = C.store("probe", _fields(train__epochs=500), {"hours": "of training"})
+    other = cache.store("probe", _fields(train__epochs=500), {"hours": "of training"})
     os.utime(legacy, ns=(1, 1))
     os.utime(other, ns=(2, 2))
     before = _snapshot(cache_dir)
 
-    reason = C.lookup("probe", FIELDS)[1]
+    reason = cache.lookup("probe", FIELDS)[1]
     assert "probe.pt (format 1" in reason and "train.lr: saved 0.05, asked 0.02" in reason
     assert "train.epochs: saved 500, asked 3" in reason
     with pytest.raises(C.CheckpointUnreadable, match="format-1"):
         C.load(legacy)
     made = []
-    C.cached("probe", FIELDS, lambda: made.append(1) or {"new": True})
-    assert C.cached("probe", FIELDS, lambda: made.append(1) or {"new": True}) == {"new": True}
+    cache.cached("probe", FIELDS, lambda: made.append(1) or {"new": True})
+    assert cache.cached("probe", FIELDS, lambda: made.append(1) or {"new": True}) == {"new": True}
     assert made == [1]
     out = capsys.readouterr().out
     assert "train.lr: saved 0.05, asked 0.02" in out and "train.epochs: saved 500, asked 3" in out
 
     after = _snapshot(cache_dir)
     assert {k: after[k] for k in before} == before
-    assert set(after) - set(before) == {C.path_for("probe", FIELDS).name}
+    assert set(after) - set(before) == {cache.path_for("probe", FIELDS).name}
 
 
 def test_a_broken_file_is_reported_kept_and_only_moved_when_told(cache_dir):
-    path = C.store("probe", FIELDS, {"w": torch.arange(50.0)})
+    path = cache.store("probe", FIELDS, {"w": torch.arange(50.0)})
     data = bytearray(path.read_bytes())
     tensor = next(r for n, r in _member_data_ranges(bytes(data)).items() if "/data/" in n)
     data[tensor.start] ^= 0x01
     path.write_bytes(data)
 
-    payload, reason = C.lookup("probe", FIELDS)
+    payload, reason = cache.lookup("probe", FIELDS)
     assert payload is None and str(path) in reason and "corrupt" in reason
     with pytest.raises(C.CheckpointCorrupt, match="Not overwritten"):
-        C.store("probe", FIELDS, {"w": torch.zeros(1)})
+        cache.store("probe", FIELDS, {"w": torch.zeros(1)})
     made = []
     with pytest.raises(C.CheckpointCorrupt):
-        C.cached("probe", FIELDS, lambda: made.append(1) or {}, replace_broken=False)
+        cache.cached("probe", FIELDS, lambda: made.append(1) or {}, replace_broken=False)
     assert made == [] and path.read_bytes() == data  # refused before training, file untouched
 
     with pytest.warns(UserWarning, match="broken"):
-        C.store("probe", FIELDS, {"w": torch.zeros(1)}, replace_broken=True)
+        cache.store("probe", FIELDS, {"w": torch.zeros(1)}, replace_broken=True)
     assert Path(f"{path}.broken").read_bytes() == data
-    assert torch.equal(C.lookup("probe", FIELDS)[0]["w"], torch.zeros(1))
+    assert torch.equal(cache.lookup("probe", FIELDS)[0]["w"], torch.zeros(1))
 
     path.write_bytes(b"garbage")  # broken again: the first .broken is kept, not overwritten
     with pytest.warns(UserWarning):
-        assert C.cached("probe", FIELDS, lambda: {"w": torch.ones(1)}, verbose=False)["w"].item() == 1
+        assert cache.cached("probe", FIELDS, lambda: {"w": torch.ones(1)}, verbose=False)["w"].item() == 1
     assert Path(f"{path}.broken").read_bytes() == data
     assert Path(f"{path}.broken.1").read_bytes() == b"garbage"
 
 
 def test_cached_prints_the_whole_reason_when_it_trains(capsys):
-    C.store("probe", FIELDS, {"a": 1})
-    C.cached("probe", _fields(train__lr=0.1, train__seed=3), lambda: {"a": 2})
+    cache.store("probe", FIELDS, {"a": 1})
+    cache.cached("probe", _fields(train__lr=0.1, train__seed=3), lambda: {"a": 2})
     out = capsys.readouterr().out
     assert out.startswith("training probe: no cached model with these settings")
     assert "train.lr: saved 0.02, asked 0.1" in out and "train.seed: saved 0, asked 3" in out
-    C.cached("probe", FIELDS, lambda: {"a": 3})
+    cache.cached("probe", FIELDS, lambda: {"a": 3})
     assert capsys.readouterr().out == ""
 
 
@@ -395,12 +398,12 @@ def test_the_checksum_sees_every_detail():
 def test_a_file_under_the_wrong_key_is_not_trusted_nor_overwritten():
     """A checkpoint renamed by hand to another key's file name (or a key collision)."""
     a, b = _fields(), _fields(train__lr=0.5)
-    C.store("probe", a, {"by": "a"}).rename(C.path_for("probe", b))
-    payload, reason = C.lookup("probe", b)
+    cache.store("probe", a, {"by": "a"}).rename(cache.path_for("probe", b))
+    payload, reason = cache.lookup("probe", b)
     assert payload is None and "train.lr: saved 0.02, asked 0.5" in reason
     with pytest.raises(C.CheckpointMismatch, match="Not overwritten"):
-        C.store("probe", b, {"by": "b"})
-    assert C.load(C.path_for("probe", b)) == {"by": "a"}
+        cache.store("probe", b, {"by": "b"})
+    assert C.load(cache.path_for("probe", b)) == {"by": "a"}
 
 
 def test_a_file_that_cannot_be_opened_is_not_called_broken(tmp_path):

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from vae_utils import data, download
+from vae_utils import download
 from vae_utils.download import DataError, Resource, deadline_for, fetch
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -604,8 +604,3 @@ def test_uncompressed_resource(serve, tmp_path, cache, monkeypatch):
     assert fetch(res, progress=False).read_bytes() == PAYLOAD
     assert files_in(cache) == ["blob/blob.bin"]
 
-
-def test_data_module_re_exports_the_download_layer():
-    """Notebooks and other modules import these names from vae_utils.data."""
-    for name in ("MNIST", "FREY", "fetch", "data_dir", "DataError", "Resource", "urls_for"):
-        assert getattr(data, name) is getattr(download, name)

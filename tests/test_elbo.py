@@ -42,14 +42,6 @@ def test_unknown_estimator_names_the_choices():
         elbo.estimator("C")
 
 
-def test_iwae_bound_and_log_weights_still_import_from_elbo():
-    from vae_utils.elbo import iwae_bound, log_weights
-
-    assert iwae_bound is importance.iwae_bound and log_weights is importance.log_weights
-    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
-        elbo.nonsense
-
-
 def test_reparameterize_has_the_right_moments_and_gradients():
     mu = torch.tensor([1.0, -2.0], requires_grad=True)
     logvar = torch.tensor([0.0, math.log(4.0)], requires_grad=True)

@@ -7,6 +7,7 @@ import torch
 
 from vae_utils import device, elbo
 from vae_utils import run as R
+from vae_utils.config import ALGORITHMS
 from vae_utils import train as T
 from vae_utils.data import Split
 from vae_utils.models import VAEConfig, build
@@ -48,7 +49,11 @@ def test_same_seed_reproduces_a_run_exactly_and_another_seed_does_not(binary_dat
     assert runs[2][0] != runs[0][0]
 
 
-@pytest.mark.parametrize("algorithm", T.ALGORITHMS)
+def test_every_algorithm_has_a_step():
+    assert tuple(T.STEPS) == ALGORITHMS
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_one_plus_one_epochs_are_two_epochs_bit_for_bit(binary_data, algorithm):
     """Randomness per (seed, epoch) and the optimizer's state in the Run: a run continued
     gives what one uninterrupted run gives (the old loop replayed epoch 1's minibatches)."""
@@ -248,6 +253,44 @@ def test_the_cache_never_mixes_up_algorithms_configs_or_data(tmp_path, monkeypat
     other = dataclasses.replace(binary_data, x=1 - binary_data.x)
     T.train_or_load("probe", SMALL, _config(epochs=1), other, progress=False)
     assert len(list(tmp_path.glob("probe-*.pt"))) == 4 and first.read_bytes() == saved
+
+
+class _Restart(Exception):
+    """Stands in for a kernel restart in the middle of training."""
+
+
+@pytest.mark.parametrize("algorithm", ["AEVB", "MCEM"])
+def test_a_run_cut_short_resumes_and_ends_as_an_uninterrupted_one(tmp_path, monkeypatch, binary_data,
+                                                                  capsys, algorithm):
+    cfg = _config(epochs=4, algorithm=algorithm, optimizer="adam", lr=1e-2, snapshot_epochs=(1, 3))
+    monkeypatch.setenv("VAE_UTILS_CHECKPOINTS", str(tmp_path / "whole"))
+    whole, h_whole = T.train_or_load("toy", SMALL, cfg, binary_data, progress=False)
+
+    monkeypatch.setenv("VAE_UTILS_CHECKPOINTS", str(tmp_path / "cut"))
+    epoch_once = T.train_epoch
+
+    def cut_in_epoch_4(run, data):
+        if run.epoch == 3:
+            raise _Restart
+        return epoch_once(run, data)
+
+    monkeypatch.setattr(T, "train_epoch", cut_in_epoch_4)
+    with pytest.raises(_Restart):
+        T.train_or_load("toy", SMALL, cfg, binary_data, progress=False, save_every=2)
+    monkeypatch.setattr(T, "train_epoch", epoch_once)
+    capsys.readouterr()
+    resumed, h_resumed = T.train_or_load("toy", SMALL, cfg, binary_data, progress=False, save_every=2)
+    assert "resuming the run saved after epoch 2 of 4" in capsys.readouterr().out
+    assert torch.equal(_params(whole), _params(resumed))
+    assert h_resumed.train == h_whole.train and h_resumed.epoch == [1, 2, 3, 4]
+    assert sorted(h_resumed.snapshots) == sorted(h_whole.snapshots)
+    assert len(list((tmp_path / "cut").glob("toy-*.pt"))) == 1  # one file, rewritten in place
+
+
+def test_save_every_is_checked(tmp_path, monkeypatch, binary_data):
+    monkeypatch.setenv("VAE_UTILS_CHECKPOINTS", str(tmp_path))
+    with pytest.raises(ValueError, match="save_every=0"):
+        T.train_or_load("toy", SMALL, _config(), binary_data, progress=False, save_every=0)
 
 
 def test_snapshots_by_epoch(binary_data):

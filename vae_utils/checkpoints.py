@@ -1,10 +1,9 @@
-"""The checkpoint cache: trained models kept on disk under a key of everything that made them.
+"""Checkpoint files: what a trained model's file holds, its key, and how it is verified.
 
-A cached model is only worth loading if it is what training would produce now. So the file
-name carries a key over the settings the caller gives (algorithm, model and training
+A checkpoint's key covers the settings the caller gives (algorithm, model and training
 configs, data, snapshots...), the package version and a fingerprint of the code that
-trains models; the full settings are stored inside the file too, so a miss can say which
-settings differ from every other checkpoint of the same name.
+trains models; the full settings are stored inside the file too, so that a miss can say
+which settings differ (vae_utils.cache keeps the files under these keys).
 
 On disk, a checkpoint is one ``torch.save`` file (written atomically, permissions from the
 umask) holding the dict ``{"kind": "vae_utils checkpoint", "format": 2, "fields": {...},
@@ -15,10 +14,6 @@ would otherwise load silently. A flip in the zip's own bookkeeping (padding, tim
 that changes nothing loaded is harmless and passes: what `load` returns is always
 bit-for-bit what `save` was given.
 
-Broken files are never deleted and never silently overwritten: `lookup` reports them and
-`store` refuses to replace them unless given ``replace_broken=True``, which moves the file
-to ``<file>.broken`` (``.broken.1``, ... if taken) with a warning. `cached` passes that
-(by default) only after checking, before training, that the file is really broken.
 Legacy format-1 files (``{name}.pt``) are read to explain a miss, never written or moved.
 """
 from __future__ import annotations
@@ -31,10 +26,7 @@ import importlib.util
 import json
 import numbers
 import os
-import re
-import warnings
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -43,7 +35,7 @@ from .io import atomic_write
 FORMAT = 2
 KIND = "vae_utils checkpoint"
 RESERVED = ("version", "code")  # added to every key's fields
-MODULES = ("vae_utils.models", "vae_utils.elbo", "vae_utils.train", "vae_utils.run", "vae_utils.data",
+MODULES = ("vae_utils.models", "vae_utils.elbo", "vae_utils.config", "vae_utils.train", "vae_utils.run", "vae_utils.data",
            "vae_utils.evaluate", "vae_utils.importance", "vae_utils.wake_sleep", "vae_utils.mcem",
            "vae_utils.hmc")
 
@@ -227,7 +219,7 @@ def save(path, payload: dict, fields: dict | None = None) -> Path:
     return atomic_write(path, lambda f: torch.save(record, f))
 
 
-def _read(path, map_location="cpu", verify=True, mmap=False) -> dict:
+def read_record(path, map_location="cpu", verify=True, mmap=False) -> dict:
     """The record in `path` (a format-1 file is returned as is; only format 2 is verified)."""
     path = Path(path)
     delete = f"delete {path} (or move it away) and train again"
@@ -258,7 +250,7 @@ def _read(path, map_location="cpu", verify=True, mmap=False) -> dict:
 def load(path, map_location="cpu", fields: dict | None = None) -> dict:
     """The payload saved in `path`, verified against its checksum. If `fields` is given (as
     returned by `full_fields`), raise CheckpointMismatch unless it was saved with exactly them."""
-    record = _read(path, map_location)
+    record = read_record(path, map_location)
     if record["format"] != FORMAT:
         raise CheckpointUnreadable(f"{path} is a format-1 checkpoint of an older vae_utils, which "
                                    "this version does not load; it is left as it is")
@@ -266,105 +258,3 @@ def load(path, map_location="cpu", fields: dict | None = None) -> dict:
         diffs = differences(record["fields"], fields) or ["(fields differ)"]
         raise CheckpointMismatch(f"{path} was saved with other settings:\n  " + "\n  ".join(diffs))
     return record["payload"]
-
-
-# -- the cache -------------------------------------------------------------------------------
-
-def path_for(name: str, fields: dict) -> Path:
-    """checkpoint_dir() / f"{name}-{key(fields)}.pt"."""
-    if not name or name.startswith(".") or any(c in name for c in "/\\\0"):
-        raise ValueError(f"bad checkpoint name {name!r}: use a plain file name")
-    return checkpoint_dir() / f"{name}-{key(fields)}.pt"
-
-
-def _others(name: str, path: Path, asked: dict) -> list[str]:
-    """One entry per other checkpoint of `name`: what differs, read without verifying."""
-    pattern = re.compile(re.escape(name) + r"(-[0-9a-f]{12})?\.pt")
-    lines = []
-    for other in sorted(p for p in path.parent.glob("*.pt") if pattern.fullmatch(p.name) and p != path):
-        try:
-            try:
-                record = _read(other, verify=False, mmap=True)
-            except CheckpointUnreadable:
-                record = _read(other, verify=False)
-        except CheckpointError as e:
-            lines.append(f"{other.name}: unreadable, ignored ({e})")
-            continue
-        if record["format"] == 1:
-            saved, what = {"model": record.get("model_config"), "train": record.get("train_config")}, \
-                " (format 1, from an older vae_utils; kept as is)"
-        else:
-            saved, what = record["fields"], ""
-        diffs = differences(saved, asked) or ["nothing (renamed by hand?)"]
-        lines.append(f"{other.name}{what} differs in:\n    " + "\n    ".join(diffs))
-    return lines
-
-
-def _lookup(name: str, fields: dict):
-    """(payload or None, reason, the CheckpointError of the file at the target or None)."""
-    path, asked = path_for(name, fields), full_fields(fields)
-    if path.exists():
-        try:
-            return load(path, fields=asked), f"loaded {path}", None
-        except CheckpointError as e:
-            return None, (f"{e}\nIt is left in place; store(..., replace_broken=True), as cached() "
-                          f"does by default, moves it to {path.name}.broken (never deleting it)."), e
-    others = _others(name, path, asked)
-    if not others:
-        return None, "no cached model of this name yet", None
-    return None, (f"no cached model with these settings ({path.name}); the cached ones of this "
-                  "name, in checkpoint_dir():\n  " + "\n  ".join(others)), None
-
-
-def lookup(name: str, fields: dict) -> tuple[dict | None, str]:
-    """(payload, "loaded <file>") if the checkpoint of `name` with these `fields` exists and
-    verifies; else (None, reason). The reason names a broken file and its error (the file is
-    left alone), or lists, for every other checkpoint of `name`, each setting that differs."""
-    return _lookup(name, fields)[:2]
-
-
-def _move_aside(path: Path) -> Path:
-    dest, n = path.with_name(path.name + ".broken"), 0
-    while dest.exists():
-        n += 1
-        dest = path.with_name(f"{path.name}.broken.{n}")
-    os.rename(path, dest)
-    warnings.warn(f"moved the unusable checkpoint {path} to {dest.name}", stacklevel=3)
-    return dest
-
-
-def store(name: str, fields: dict, payload: dict, replace_broken: bool = False) -> Path:
-    """Save `payload` as the checkpoint of `name` with `fields`; no other file is touched.
-
-    A file already at that path is replaced only if it is this very checkpoint (same
-    settings, verified). A broken one (unreadable, corrupt, or other settings under this
-    name) makes store raise its CheckpointError, unless `replace_broken`: then it is moved
-    to ``<file>.broken`` (never deleted) and the new file written.
-    """
-    path, asked = path_for(name, fields), full_fields(fields)
-    error = _lookup(name, fields)[2] if path.exists() else None
-    if error is not None:
-        if not replace_broken:
-            raise type(error)(f"{error}\nNot overwritten: pass replace_broken=True to move it "
-                              f"to {path.name}.broken first.")
-        _move_aside(path)
-    return save(path, payload, asked)
-
-
-def cached(name: str, fields: dict, make: Callable[[], dict], verbose: bool = True,
-           replace_broken: bool = True) -> dict:
-    """The stored payload of `name` with `fields`, else ``make()``, stored and returned.
-
-    When it makes anew, it prints why (every line). A broken file at the target is moved to
-    ``<file>.broken`` after training; with ``replace_broken=False`` it raises before training.
-    """
-    payload, reason, error = _lookup(name, fields)
-    if payload is not None:
-        return payload
-    if error is not None and not replace_broken:
-        raise type(error)(reason)
-    if verbose:
-        print(f"training {name}: {reason}")
-    payload = make()
-    store(name, fields, payload, replace_broken=replace_broken)
-    return payload

@@ -1,7 +1,6 @@
 """Data sets: MNIST and Frey Face, held whole in memory as tensors, and their minibatches.
 
-The files come through `vae_utils.download` (mirrors, checksums, the cache); its names
-DataError, Resource, MNIST, FREY, fetch, data_dir and urls_for are importable from here too.
+The files come through `vae_utils.download` (mirrors, checksums, the cache).
 """
 from __future__ import annotations
 
@@ -16,8 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .download import (FREY, MNIST, MNIST_MIRRORS, DataError, Resource, data_dir,  # noqa: F401
-                       fetch, urls_for)
+from .download import FREY, MNIST, DataError, fetch
 
 
 def _read_idx(path: Path, magic: int, shape: tuple[int, ...]) -> np.ndarray:

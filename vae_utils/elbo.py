@@ -9,7 +9,7 @@ Every function returns one value per datapoint, in nats; average over a batch fo
 
 The densities every other module uses live here: `log_normal`, `log_standard_normal` (the
 prior) and `log_joint` = log p(x, z). The importance-weighted bound and its weights live in
-vae_utils.importance; `elbo.iwae_bound` and `elbo.log_weights` still import from here.
+vae_utils.importance.
 """
 from __future__ import annotations
 
@@ -93,14 +93,3 @@ def estimator(name: str):
         raise ValueError(f"estimator={name!r} is not an SGVB estimator; pass one of "
                          f"{list(ESTIMATORS)} ('A': eq. 6 of the paper, 'B': eq. 7)") from None
 
-
-def __getattr__(name):
-    """`elbo.iwae_bound` and `elbo.log_weights`, their old home: they live in vae_utils.importance.
-
-    Imported on first use, because importance imports this module.
-    """
-    if name in ("iwae_bound", "log_weights"):
-        from . import importance
-
-        return getattr(importance, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,7 +17,7 @@ chain has its own step size, nudged after each transition towards a target accep
 Adapt during burn-in only if you need exact samples: a step size that keeps changing
 breaks detailed balance. `model` is anything with `log_likelihood(x, z)` (models.VAE,
 linear_gaussian.LinearGaussian); the prior is N(0, I) as everywhere in this package, and
-log p(x, z) is vae_utils.elbo.log_joint (also importable as `hmc.log_joint`).
+log p(x, z) is vae_utils.elbo.log_joint.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ import torch
 
 from .elbo import log_joint
 
-__all__ = ["log_joint", "log_joint_and_grad", "leapfrog", "Chains", "init_chains", "run",
+__all__ = ["log_joint_and_grad", "leapfrog", "Chains", "init_chains", "run",
            "init_from_prior", "posterior_samples"]
 
 

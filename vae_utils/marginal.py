@@ -14,9 +14,7 @@ of q_F has infinite variance as soon as the posterior is much narrower than the 
 variance is finite only if q_F's tails are lighter than the posterior's, which a Gaussian
 fitted to the samples does not guarantee.
 
-Importance sampling with the encoder as proposal lives in vae_utils.importance. Its
-functions that the notebooks call as `marginal.*` (importance_log_weights, log_mean_exp,
-iwae_bound_from_weights, effective_sample_size) are imported here so those names still work.
+Importance sampling with the encoder as proposal lives in vae_utils.importance.
 """
 from __future__ import annotations
 
@@ -24,12 +22,10 @@ import torch
 
 from . import hmc
 from .elbo import LOG_2PI, log_joint
-from .importance import (check_n_samples, effective_sample_size, importance_log_weights,
-                         iwae_bound_from_weights, log_mean_exp)
+from .importance import check_n_samples, log_mean_exp
 
 __all__ = ["fit_gaussian", "log_gaussian", "appendix_d_from_samples", "appendix_d_log_px",
-           "fitted_proposal_log_px", "importance_log_weights", "log_mean_exp",
-           "iwae_bound_from_weights", "effective_sample_size"]
+           "fitted_proposal_log_px"]
 
 
 def fit_gaussian(z, jitter: float = 1e-6):

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
-from . import checkpoints, mcem, wake_sleep
+from . import cache, mcem, wake_sleep
 from .data import Split, check_data, minibatches
+from .config import TrainConfig
 from .elbo import ESTIMATORS
 from .evaluate import lower_bound
 from .models import VAE, VAEConfig, build
@@ -39,87 +39,6 @@ from .run import History, Run, make_optimizer
 
 class TrainingDiverged(FloatingPointError):
     """The objective became NaN or infinite during training."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that fixes a training run (and so, with the model and data, its result)."""
-
-    epochs: int = 10
-    batch_size: int = 100  # M in Algorithm 1; the paper uses 100
-    n_samples: int = 1  # L, samples of eps per datapoint; the paper uses 1
-    estimator: str = "B"  # "A" (eq. 6) or "B" (eq. 7)
-    algorithm: str = "AEVB"  # or the paper's baselines: "wake-sleep", "MCEM"
-    kl_weight: float = 1.0  # beta on the KL term: 1 is the bound; < 1 is not a bound
-    kl_warmup: float = 0.0  # beta rises from 0 to kl_weight over this fraction of the steps
-    optimizer: str = "adagrad"  # "adagrad" (the paper) or "adam"
-    lr: float = 0.02  # the paper picks Adagrad's step from {0.01, 0.02, 0.1}
-    lr_steps: tuple[tuple[float, float], ...] = ()  # ((progress, factor), ...): see lr_at
-    weight_decay: float = 0.0  # see paper_weight_decay
-    seed: int = 0
-    eval_every: int = 1  # epochs between evaluations of the test bound
-    snapshot_epochs: tuple[int, ...] = ()  # keep a copy of the weights after these epochs...
-    snapshot_samples: tuple[int, ...] = ()  # ...and after these many training samples
-
-    def __post_init__(self):
-        _validate(self)
-        # one form per value, so that equal configs give equal cache keys (1 and 1.0 alike)
-        for name in ("kl_weight", "kl_warmup", "lr", "weight_decay"):
-            object.__setattr__(self, name, float(getattr(self, name)))
-        object.__setattr__(self, "lr_steps", tuple((float(p), float(f)) for p, f in self.lr_steps))
-        for name in ("snapshot_epochs", "snapshot_samples"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
-
-    def to_dict(self) -> dict:
-        return json_ready(asdict(self))
-
-
-def json_ready(value):
-    """Tuples to lists, recursively: the form a config takes in a checkpoint or a cache key."""
-    if isinstance(value, dict):
-        return {k: json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_ready(v) for v in value]
-    return value
-
-
-def _whole(v, least: int) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= least
-
-
-def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _validate(c: TrainConfig) -> None:
-    def need(ok, name, rule):
-        if not ok:
-            raise ValueError(f"TrainConfig {name}={getattr(c, name)!r}: {rule}")
-
-    for name in ("epochs", "batch_size", "n_samples", "eval_every"):
-        need(_whole(getattr(c, name), 1), name, "use a whole number >= 1")
-    need(_whole(c.seed, 0), "seed", "use a whole number >= 0")
-    need(c.estimator in ESTIMATORS, "estimator", f"choose one of {list(ESTIMATORS)}")
-    need(c.algorithm in ALGORITHMS, "algorithm", f"choose one of {list(ALGORITHMS)}")
-    need(c.optimizer in ("adagrad", "adam"), "optimizer", "choose 'adagrad' or 'adam'")
-    need(_number(c.lr) and c.lr > 0, "lr", "use a step size > 0, e.g. 0.02 (Adagrad) or 1e-3 (Adam)")
-    need(_number(c.weight_decay) and c.weight_decay >= 0, "weight_decay",
-         "use 0, or paper_weight_decay(N) for the paper's prior")
-    need(_number(c.kl_weight) and 0 <= c.kl_weight <= 1, "kl_weight",
-         "use 1 (the bound), or a weight beta in [0, 1) (not a bound)")
-    need(_number(c.kl_warmup) and 0 <= c.kl_warmup < 1, "kl_warmup", "use a fraction of the steps in [0, 1), e.g. 0.1")
-    steps_ok = isinstance(c.lr_steps, (list, tuple)) and all(
-        isinstance(s, (list, tuple)) and len(s) == 2 and all(map(_number, s)) and 0 < s[0] < 1 and s[1] > 0
-        for s in c.lr_steps)
-    need(steps_ok and [s[0] for s in c.lr_steps] == sorted({s[0] for s in c.lr_steps}), "lr_steps",
-         "use ((progress, factor), ...) with increasing progress in (0, 1) and factors > 0, e.g. ((0.5, 0.1),)")
-    for name in ("snapshot_epochs", "snapshot_samples"):
-        v = getattr(c, name)
-        need(isinstance(v, (list, tuple)) and all(_whole(e, 1) for e in v), name, "use a tuple of whole numbers >= 1")
-    if c.algorithm != "AEVB":
-        aevb_only = {"estimator": "B", "n_samples": 1, "kl_weight": 1.0, "kl_warmup": 0.0}
-        for name, default in aevb_only.items():
-            need(getattr(c, name) == default, name, f"only AEVB uses it; leave it at {default!r} for {c.algorithm}")
 
 
 # -- schedules: plain functions of progress = steps done / all steps -------------------------
@@ -182,7 +101,6 @@ def mcem_step(run: Run, x, idx, generator, kl_weight: float) -> torch.Tensor:
 
 
 STEPS = {"AEVB": aevb_step, "wake-sleep": wake_sleep_step, "MCEM": mcem_step}
-ALGORITHMS = tuple(STEPS)
 
 
 # -- the loop -----------------------------------------------------------------------------------
@@ -285,20 +203,40 @@ def _diverged(run: Run):
 # -- the model cache --------------------------------------------------------------------------
 
 def train_or_load(name: str, model_config: VAEConfig, train_config: TrainConfig, data: Split,
-                  test: Split | None = None, progress: bool = True) -> tuple[VAE, History]:
-    """The model `name` trained with exactly these settings: loaded from the checkpoint cache
-    (vae_utils.checkpoints) if there, else trained (seeded by train_config.seed) and saved.
+                  test: Split | None = None, progress: bool = True,
+                  save_every: int | None = None) -> tuple[VAE, History]:
+    """The model `name` trained with exactly these settings: loaded from the model cache
+    (vae_utils.cache) if there, else trained (seeded by train_config.seed) and saved.
 
     The cache key holds everything that determines the result: both configs (the algorithm
     included), fingerprints of the training and test data, the package's version and code.
     Other settings under the same name live in files of their own and are never overwritten;
-    when none matches, the reason printed lists every field that differs. The model lives on
-    the data's device.
+    when none matches, the reason printed lists every field that differs.
+
+    While it trains, the run (model, optimizer, step, history, MCEM's chains) is saved under
+    the same key every `save_every` epochs (default: every tenth of the run). A run cut short,
+    by a kernel restart or a closed laptop, resumes at its last save on the next call and ends
+    exactly where an uninterrupted run ends, since each epoch's randomness comes from
+    (seed, epoch). The model lives on the data's device.
     """
     fields = {"model": model_config.to_dict(), "train": train_config.to_dict(),
               "data": data.fingerprint(), "test": None if test is None else test.fingerprint()}
+    if save_every is not None and not (isinstance(save_every, int) and save_every >= 1):
+        raise ValueError(f"save_every={save_every!r}: use a whole number of epochs >= 1, or None")
+    every = save_every or max(1, train_config.epochs // 10)
     model = build(model_config, train_config.seed, data.x.device)  # on the data's device
-    state = checkpoints.cached(name, fields, lambda: train(model, data, train_config, test, progress).state_dict())
     run = start(model, data, train_config)
-    run.load_state_dict(state)
+    state, reason = cache.lookup(name, fields)
+    if state is not None:
+        run.load_state_dict(state)
+    if run.epoch < train_config.epochs:
+        print(f"training {name}: " + (reason if state is None else
+                                       f"resuming the run saved after epoch {run.epoch} of {train_config.epochs}"))
+
+        def save_part(r: Run):
+            if r.epoch % every == 0 and r.epoch < train_config.epochs:
+                cache.store(name, fields, r.state_dict(), replace_broken=True)
+
+        train(model, data, train_config, test, progress, run=run, callback=save_part)
+        cache.store(name, fields, run.state_dict(), replace_broken=True)
     return model.eval(), run.history
