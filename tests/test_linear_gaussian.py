@@ -6,7 +6,8 @@ import torch
 from torch.distributions import MultivariateNormal, Normal
 
 from vae_utils import elbo, importance
-from vae_utils.linear_gaussian import DTYPE, kl_gaussians, kl_to_prior, random_model
+from vae_utils.linear_gaussian import (DTYPE, LinearGaussian, kl_gaussians, kl_to_prior, random_model,
+                                      theta_gradients)
 
 
 @pytest.fixture
@@ -157,6 +158,78 @@ def test_tensors_are_created_on_the_models_device():
                *m.with_q([0.0, 0.0, 0.0], [0.0, 0.0, 0.0]).encode(x), m.elbo(x, mu, logvar),
                m.kl_to_posterior(x, mu, logvar), m.log_prior(mu)]
     assert all(t.device.type == "meta" for t in results)
+
+
+def closed_form_grad_log_px(model, x):
+    """grad over (W, b, log s) of sum_x log N(x; b, K), K = W W^T + s^2 I, by hand:
+    with r = x - b and G = 1/2 sum_x (K^-1 r r^T K^-1 - K^-1) = d log p / dK,
+    d/dW = 2 G W,  d/db = sum_x K^-1 r,  d/dlog s = tr(G dK/dlog s) = 2 s^2 tr G."""
+    K_inv = torch.linalg.inv(model.marginal_cov())
+    a = (x - model.b) @ K_inv  # rows K^-1 r (K is symmetric)
+    G = 0.5 * (a.T @ a - len(x) * K_inv)
+    return torch.cat([(2 * G @ model.W).reshape(-1), a.sum(0), (2 * model.s**2 * torch.trace(G)).reshape(1)])
+
+
+def test_theta_gradient_of_log_px_matches_the_closed_form(model, data):
+    m, S = model.posterior(data)
+    grads = theta_gradients(model, data, m, cov=S)
+    assert grads.log_px.shape == (model.x_dim * model.z_dim + model.x_dim + 1,)
+    torch.testing.assert_close(grads.log_px, closed_form_grad_log_px(model, data), rtol=0, atol=1e-10)
+
+
+def test_elbo_gradient_is_the_likelihood_gradient_at_the_exact_posterior(model, data):
+    """q = p_theta(z|x) (full covariance): grad_theta L = grad_theta log p(x), grad_theta KL = 0."""
+    m, S = model.posterior(data)
+    grads = theta_gradients(model, data, m, cov=S)
+    assert grads.log_px.norm() > 1  # not trivially zero
+    assert (grads.elbo - grads.log_px).abs().max() < 1e-10
+    assert grads.kl.abs().max() < 1e-10
+
+
+@pytest.mark.parametrize("q", ["posterior marginals (mean-field)", "shifted mean", "random"])
+def test_elbo_gradient_differs_by_the_kl_gradient_away_from_the_posterior(model, data, q):
+    m, S = model.posterior(data)
+    if q == "posterior marginals (mean-field)":  # the exact mean and variances, no correlations
+        mu, logvar = m, S.diagonal().log().expand_as(m)
+    elif q == "shifted mean":
+        mu, logvar = m + 0.5, S.diagonal().log().expand_as(m)
+    else:
+        mu, logvar = random_q(len(data), model.z_dim)
+    grads = theta_gradients(model, data, mu, logvar)
+    assert (grads.log_px - grads.elbo - grads.kl).abs().max() < 1e-10  # eq. 1, differentiated
+    assert (grads.elbo - grads.log_px).norm() > 0.1 * grads.log_px.norm()  # a real difference
+
+
+def test_elbo_gradient_matches_finite_differences(model, data):
+    """grad L with q fixed, against central differences in log s and in one entry of W and b."""
+    mu, logvar = random_q(len(data), model.z_dim)
+    grads = theta_gradients(model, data, mu, logvar)
+    h = 1e-5
+    D, J = model.W.shape
+
+    def L(W=model.W, b=model.b, s=model.s):
+        return LinearGaussian(W, b, s).elbo(data, mu, logvar).sum()
+
+    dW = torch.zeros_like(model.W)
+    dW[1, 2] = h
+    db = torch.zeros_like(model.b)
+    db[3] = h
+    fd = {"W[1, 2]": (L(W=model.W + dW) - L(W=model.W - dW)) / (2 * h),
+          "b[3]": (L(b=model.b + db) - L(b=model.b - db)) / (2 * h),
+          "log s": (L(s=model.s * math.exp(h)) - L(s=model.s * math.exp(-h))) / (2 * h)}
+    got = {"W[1, 2]": grads.elbo[1 * J + 2], "b[3]": grads.elbo[D * J + 3], "log s": grads.elbo[-1]}
+    for name in fd:
+        assert abs(fd[name] - got[name]) < 1e-6 * max(1.0, abs(fd[name])), name
+
+
+def test_tensor_s_gives_the_float_s_values(model, data):
+    m = LinearGaussian(model.W, model.b, torch.tensor(model.s, dtype=DTYPE))
+    mu, logvar = random_q(len(data), model.z_dim)
+    for name in ["log_marginal", "elbo", "elbo_eq2", "kl_to_posterior"]:
+        args = (data,) if name == "log_marginal" else (data, mu, logvar)
+        torch.testing.assert_close(getattr(m, name)(*args), getattr(model, name)(*args), rtol=0, atol=1e-12, msg=name)
+    z = torch.randn(len(data), model.z_dim, generator=torch.Generator().manual_seed(7), dtype=DTYPE)
+    torch.testing.assert_close(m.log_likelihood(data, z), model.log_likelihood(data, z), rtol=0, atol=1e-12)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

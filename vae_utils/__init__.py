@@ -2,8 +2,10 @@
 
 Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014 (arXiv:1312.6114).
 
-    core         data, models, elbo (objectives, estimators), train (Algorithm 1), evaluate
-    theory       linear_gaussian (a closed-form model), gradients (score function vs pathwise)
+    core         data, models, elbo (objectives, estimators), config, train (Algorithm 1), run,
+                 evaluate, importance; download, io, checkpoints, cache (files and the model cache)
+    theory       linear_gaussian (a closed-form model), gradients (score-function vs pathwise
+                 gradients, and the gradient variance of the SGVB estimators A and B)
     baselines    hmc, marginal (Appendix D), wake_sleep, mcem, compare (Figure 3)
     front end    plots, widgets
     colab        installs the package on Colab without changing what Colab ships

@@ -129,7 +129,8 @@ def load_mnist(binarize: str = "none", validation: int = 0, device="cpu", seed: 
                progress: bool = True) -> dict[str, Split]:
     """MNIST as {"train", "test"} (and "valid" if validation > 0), 784 pixels in [0, 1].
 
-    binarize: "none" keeps grey levels (as the paper's MNIST runs do); "static" draws binary
+    binarize: "none" keeps grey levels (the paper does not say how it binarized MNIST for its
+        Bernoulli decoder; on grey levels that decoder's likelihood is not normalised); "static" draws binary
         pixels x ~ Bernoulli(grey) once with `seed`; "dynamic" redraws the training pixels at
         every minibatch (Burda et al.), while valid and test are binarized once with `seed`.
     validation: the last `validation` training images become the "valid" split.
@@ -173,8 +174,10 @@ def load_mnist(binarize: str = "none", validation: int = 0, device="cpu", seed: 
 def load_frey(test: int = 200, device="cpu", seed: int = 0, progress: bool = True) -> dict[str, Split]:
     """Frey Face: 1965 frames of 28x20 pixels in [0, 1], as {"train", "test"}.
 
-    The frames are a video, so neighbours look alike: the `test` frames are drawn at random
-    (with `seed`) rather than cut from the end. test=0 puts every frame in "train".
+    The `test` frames are drawn at random (with `seed`). The frames are a video, so neighbours
+    look alike and a random test frame usually has a near-copy among the training frames: the
+    test bound is higher than on a block of unseen video (notebook 06 measures how much; the
+    paper does not say how it split). test=0 puts every frame in "train", to cut any split.
     Each split's `index` holds its frames' numbers in the video (0..1964).
     """
     import scipy.io

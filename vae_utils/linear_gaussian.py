@@ -1,8 +1,8 @@
 """A latent-variable model where everything is closed-form: probabilistic PCA.
 
-    prior       p(z)   = N(z; 0, I_d)
-    likelihood  p(x|z) = N(x; W z + b, s^2 I_D)
-    marginal    p(x)   = N(x; b, W W^T + s^2 I_D)
+    prior       p(z)   = N(z; 0, I_J)                     J latent dimensions (the paper's J)
+    likelihood  p(x|z) = N(x; W z + b, s^2 I_D)          i.e. x = W z + b + s eps, eps ~ N(0, I_D)
+    marginal    p(x)   = N(x; b, W W^T + s^2 I_D)        a linear map of the independent z and eps
     posterior   p(z|x) = N(z; m, S),  S = (I + W^T W / s^2)^-1,  m = S W^T (x - b) / s^2
 
 For a Gaussian q(z|x) = N(mu, C) the ELBO (eq. 2-3 of the paper) and KL(q || p(z|x)) are
@@ -10,16 +10,22 @@ closed-form too, so every identity of the paper can be checked to machine precis
 
     log p(x) = KL(q(z|x) || p(z|x)) + L(q; x)                          (eq. 1)
 
+`theta_gradients` differentiates the three terms of eq. 1 with respect to the generative
+parameters theta = (W, b, log s), q held fixed: grad L = grad log p(x) exactly when q is the
+posterior, and differs from it by grad KL(q || p(z|x)) otherwise.
+
 `LinearGaussian` also has `encode(x) -> (mu, logvar)` and `log_likelihood(x, z)`, so the
 SGVB estimators of vae_utils.elbo (sgvb_a, sgvb_b) and vae_utils.importance run on it unchanged.
 Every tensor a method creates has W's device and dtype; `random_model` makes float64 models
 by default (identities then hold to 1e-10). q is given as (mu, logvar) for a diagonal
-covariance, or as (mu, cov=C) for a full one; mu is (..., d), C is (d, d) or (..., d, d).
+covariance, or as (mu, cov=C) for a full one; mu is (..., J), C is (J, J) or (..., J, J).
+`s` is a float, or a 0-d tensor (then everything is differentiable in s, as in theta_gradients).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import torch
 
@@ -39,10 +45,15 @@ def _trace(a):
     return a.diagonal(dim1=-2, dim2=-1).sum(-1)
 
 
-def kl_gaussians(mu_q, cov_q, mu_p, cov_p):
-    """KL(N(mu_q, cov_q) || N(mu_p, cov_p)), both full covariances:
+def _log(v):
+    """log of a float (math.log, as before) or of a tensor (torch.log, differentiable)."""
+    return torch.log(v) if torch.is_tensor(v) else math.log(v)
 
-        1/2 [ tr(P^-1 Q) + (mu_p - mu_q)^T P^-1 (mu_p - mu_q) - d + log det P - log det Q ]
+
+def kl_gaussians(mu_q, cov_q, mu_p, cov_p):
+    """KL(N(mu_q, cov_q) || N(mu_p, cov_p)), both full covariances, J = the dimension:
+
+        1/2 [ tr(P^-1 Q) + (mu_p - mu_q)^T P^-1 (mu_p - mu_q) - J + log det P - log det Q ]
     """
     d = mu_q.shape[-1]
     chol_p = torch.linalg.cholesky(cov_p)
@@ -53,24 +64,24 @@ def kl_gaussians(mu_q, cov_q, mu_p, cov_p):
 
 
 def kl_to_prior(mu, logvar=None, *, cov=None):
-    """KL(q || N(0, I)) = 1/2 [ tr C + mu^T mu - d - log det C ]   (Appendix B when C is diagonal)."""
+    """KL(q || N(0, I)) = 1/2 [ tr C + mu^T mu - J - log det C ]   (Appendix B when C is diagonal)."""
     C = _cov(logvar, cov)
     return 0.5 * (_trace(C) + (mu**2).sum(-1) - mu.shape[-1] - torch.logdet(C))
 
 
 def entropy(logvar=None, *, cov=None):
-    """H[q] = -E_q[log q(z)] = 1/2 [ d log(2 pi e) + log det C ]."""
+    """H[q] = -E_q[log q(z)] = 1/2 [ J log(2 pi e) + log det C ]."""
     C = _cov(logvar, cov)
     return 0.5 * (C.shape[-1] * (LOG_2PI + 1) + torch.logdet(C))
 
 
 @dataclass(frozen=True)
 class LinearGaussian:
-    """z ~ N(0, I_d), x|z ~ N(W z + b, s^2 I_D); W is (D, d), b is (D,), s > 0.
+    """z ~ N(0, I_J), x|z ~ N(W z + b, s^2 I_D); W is (D, J), b is (D,), s > 0 (float or 0-d tensor).
 
-    `q_mu`, `q_logvar` (optional, each (d,) or (B, d)) fix the q that `encode` returns;
+    `q_mu`, `q_logvar` (optional, each (J,) or (B, J)) fix the q that `encode` returns;
     without them `encode` returns the exact posterior's mean and diagonal variance
-    (which is the exact posterior itself when W^T W is diagonal, e.g. d = 1).
+    (which is the exact posterior itself when W^T W is diagonal, e.g. J = 1).
     """
 
     W: torch.Tensor
@@ -92,7 +103,7 @@ class LinearGaussian:
 
     # --- the generative model -------------------------------------------------------
     def sample(self, n: int, generator=None):
-        """(x, z): n draws of z ~ p(z), then x ~ p(x|z); shapes (n, D) and (n, d).
+        """(x, z): n draws of z ~ p(z), then x ~ p(x|z); shapes (n, D) and (n, J).
 
         Drawn on the generator's device (W's without one), in W's dtype, then moved to W's device.
         """
@@ -102,8 +113,8 @@ class LinearGaussian:
         return z @ self.W.T + self.b + self.s * eps, z  # x = W z + b + s eps
 
     def log_likelihood(self, x, z):
-        """log p(x|z) = log N(x; W z + b, s^2 I), for x (B, D) and z (..., B, d): shape (..., B)."""
-        logvar = torch.full_like(x, 2 * math.log(self.s))
+        """log p(x|z) = log N(x; W z + b, s^2 I), for x (B, D) and z (..., B, J): shape (..., B)."""
+        logvar = torch.zeros_like(x) + 2 * _log(self.s)
         return log_normal(x, z @ self.W.T + self.b, logvar)
 
     def log_prior(self, z):
@@ -128,7 +139,10 @@ class LinearGaussian:
     def posterior(self, x):
         """Exact p(z|x) = N(m, S): S = (I + W^T W / s^2)^-1, m = S W^T (x - b) / s^2.
 
-        Returns (m, S): m is (..., d); S is (d, d), the same for every x.
+        Bayes' rule: log p(z|x) = log p(x|z) + log p(z) + const
+                                = -1/2 z^T (I + W^T W / s^2) z + z^T W^T (x - b) / s^2 + const,
+        a quadratic in z, so a Gaussian with precision S^-1 and mean m (complete the square).
+        Returns (m, S): m is (..., J); S is (J, J), the same for every x.
         """
         S = torch.linalg.inv(self._eye(self.z_dim) + self.W.T @ self.W / self.s**2)
         m = (x - self.b) @ self.W @ S / self.s**2  # S is symmetric, so (S W^T r)^T = r^T W S
@@ -139,15 +153,17 @@ class LinearGaussian:
         """E_q[log p(x|z)] = -D/2 log(2 pi s^2) - ( |x - W mu - b|^2 + tr(W C W^T) ) / (2 s^2).
 
         The "reconstruction" term of eq. 3: a negative squared error between x and the
-        decoded mean W mu + b, plus the spread tr(W C W^T) that q's noise adds to it.
+        decoded mean W mu + b, plus the spread tr(W C W^T) that q's noise adds to it:
+        with z = mu + e, E[e] = 0, Cov e = C, the cross term averages to 0 and
+        E|W e|^2 = E[e^T W^T W e] = tr(W^T W C) = tr(W C W^T).
         """
         C = _cov(logvar, cov)
         sq_err = ((x - mu @ self.W.T - self.b) ** 2).sum(-1)
         spread = _trace(self.W @ C @ self.W.T)
-        return -0.5 * self.x_dim * math.log(2 * math.pi * self.s**2) - (sq_err + spread) / (2 * self.s**2)
+        return -0.5 * self.x_dim * _log(2 * math.pi * self.s**2) - (sq_err + spread) / (2 * self.s**2)
 
     def expected_log_joint(self, x, mu, logvar=None, *, cov=None):
-        """E_q[log p(x, z)] = E_q[log p(x|z)] + E_q[log p(z)],  E_q[log p(z)] = -1/2 [d log 2 pi + tr C + |mu|^2]."""
+        """E_q[log p(x, z)] = E_q[log p(x|z)] + E_q[log p(z)],  E_q[log p(z)] = -1/2 [J log 2 pi + tr C + |mu|^2]."""
         C = _cov(logvar, cov)
         e_log_prior = -0.5 * (self.z_dim * LOG_2PI + _trace(C) + (mu**2).sum(-1))
         return self.expected_log_likelihood(x, mu, cov=C) + e_log_prior
@@ -169,7 +185,7 @@ class LinearGaussian:
 
     # --- the interface of vae_utils.elbo ----------------------------------------------
     def encode(self, x):
-        """(mu, logvar) of q(z|x), each (B, d): the fixed q if given, else the posterior's diagonal."""
+        """(mu, logvar) of q(z|x), each (B, J): the fixed q if given, else the posterior's diagonal."""
         shape = (*x.shape[:-1], self.z_dim)
         if self.q_mu is not None:
             return self.q_mu.expand(shape), self.q_logvar.expand(shape)
@@ -180,6 +196,47 @@ class LinearGaussian:
         """A copy whose `encode` returns q = N(mu, diag exp(logvar)) for every x (on W's device, in W's dtype)."""
         like = {"dtype": self.W.dtype, "device": self.W.device}
         return replace(self, q_mu=torch.as_tensor(mu, **like), q_logvar=torch.as_tensor(logvar, **like))
+
+
+class ThetaGradients(NamedTuple):
+    """Gradients over theta = (W, b, log s), flattened in that order (D*J + D + 1 numbers).
+
+    log_px: grad sum_x log p(x);  elbo: grad sum_x L(q; x);  kl: grad sum_x KL(q || p(z|x)).
+    """
+
+    log_px: torch.Tensor
+    elbo: torch.Tensor
+    kl: torch.Tensor
+
+
+def theta_gradients(model: LinearGaussian, x, mu, logvar=None, *, cov=None) -> ThetaGradients:
+    """The theta-gradients of the three terms of eq. 1, summed over the datapoints x (B, D).
+
+    theta = (W, b, log s) are the generative parameters; q = N(mu, C) plays phi and is held
+    fixed (detached). Differentiating eq. 1, log p(x) = KL(q || p(z|x)) + L, in theta:
+
+        grad L = grad log p(x) - grad KL(q || p_theta(z|x)).
+
+    When q is the exact posterior of this theta (mu, C = model.posterior(x)), the KL is 0,
+    its minimum over theta, so its gradient is 0 and grad L = grad log p(x): the bound
+    touches log p(x) and is tangent to it (the argument behind EM). For any other q the
+    two gradients differ by grad KL. Each of the three gradients is computed by autograd from
+    its own closed form (log_marginal, elbo, kl_to_posterior), so the identity above is a
+    check, not an assumption.
+    """
+    W = model.W.detach().clone().requires_grad_(True)
+    b = model.b.detach().clone().requires_grad_(True)
+    log_s = torch.as_tensor(_log(model.s), dtype=W.dtype, device=W.device).detach().clone().requires_grad_(True)
+    m = LinearGaussian(W, b, log_s.exp())
+    C = _cov(None if logvar is None else logvar.detach(), None if cov is None else cov.detach())
+    mu = mu.detach()
+    params = (W, b, log_s)
+
+    def grad(value):
+        return torch.cat([g.reshape(-1) for g in torch.autograd.grad(value.sum(), params, retain_graph=True)])
+
+    return ThetaGradients(log_px=grad(m.log_marginal(x)), elbo=grad(m.elbo(x, mu, cov=C)),
+                          kl=grad(m.kl_to_posterior(x, mu, cov=C)))
 
 
 def random_model(x_dim: int, z_dim: int, s: float = 0.5, seed: int = 0, dtype=DTYPE,
