@@ -70,8 +70,9 @@ def sgvb_a(model, x, n_samples: int = 1, generator=None, kl_weight: float = 1.0)
 def sgvb_b(model, x, n_samples: int = 1, generator=None, kl_weight: float = 1.0):
     """Estimator B (eq. 7): -KL(q(z|x) || p(z)) + 1/L sum_l log p(x|z_l).
 
-    The KL is computed exactly (Appendix B), so only the reconstruction term is sampled:
-    it usually has lower variance than estimator A.
+    The KL is computed exactly (Appendix B), so only the reconstruction term is sampled.
+    The paper expects less variance than estimator A; for the value that holds when q is
+    narrow, and for the gradients it depends on q (notebook 02 measures both).
 
     kl_weight (beta) multiplies the KL. Only beta = 1 is the bound; beta < 1 early in
     training is a KL warm-up (Bowman et al. 2016, Sonderby et al. 2016): latent units get

@@ -6,7 +6,7 @@ Part 1: two ways to estimate d/d(mu, sigma) E_{z ~ N(mu, sigma^2)}[f(z)] for a s
     pathwise (reparameterized):  grad E_q[f(z)] = E_eps[ grad f(mu + sigma eps) ],  eps ~ N(0, 1)
 
 Both are unbiased; the pathwise one (section 2.4 of the paper) uses f's own derivative
-and usually has far lower variance. Each estimator returns one gradient per sample,
+and usually has lower variance, though not for every f (a fast-oscillating f reverses it). Each estimator returns one gradient per sample,
 shape (n, 2) = (d/dmu, d/dsigma), so its mean and variance can be measured.
 `TEST_FUNCTIONS` holds f's whose expectation under N(mu, sigma^2) is closed-form.
 
