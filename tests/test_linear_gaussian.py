@@ -6,8 +6,8 @@ import torch
 from torch.distributions import MultivariateNormal, Normal
 
 from vae_utils import elbo, importance
-from vae_utils.linear_gaussian import (DTYPE, LinearGaussian, kl_gaussians, kl_to_prior, random_model,
-                                      theta_gradients)
+from vae_utils.linear_gaussian import (DTYPE, LinearGaussian, entropy, kl_gaussians, kl_to_prior,
+                                      random_model, theta_gradients)
 
 
 @pytest.fixture
@@ -55,6 +55,23 @@ def test_identity_with_full_covariance_q(model, data):
     mu = torch.randn(len(data), model.z_dim, generator=g, dtype=DTYPE)
     rhs = model.kl_to_posterior(data, mu, cov=cov) + model.elbo(data, mu, cov=cov)
     assert (model.log_marginal(data) - rhs).abs().max() < 1e-10
+
+
+def test_diagonal_q_gives_the_full_covariance_values(model, data):
+    """A diagonal q is computed from its variances alone (Appendix B's sums); the same q as a
+    full matrix goes through traces and log-determinants: the two code paths must agree."""
+    mu, logvar = random_q(len(data), model.z_dim)
+    cov = torch.diag_embed(logvar.exp())
+    for name in ["expected_log_likelihood", "expected_log_joint", "elbo", "elbo_eq2", "kl_to_posterior"]:
+        diag, full = getattr(model, name)(data, mu, logvar), getattr(model, name)(data, mu, cov=cov)
+        assert diag.shape == full.shape == (len(data),), name
+        torch.testing.assert_close(diag, full, rtol=0, atol=1e-12, msg=name)
+    torch.testing.assert_close(kl_to_prior(mu, logvar), kl_to_prior(mu, cov=cov), rtol=0, atol=1e-12)
+    torch.testing.assert_close(entropy(logvar), entropy(cov=cov), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError):
+        model.elbo(data, mu)                          # neither logvar nor cov
+    with pytest.raises(ValueError):
+        model.elbo(data, mu, logvar, cov=cov)         # both
 
 
 def test_eq2_and_eq3_agree(model, data):

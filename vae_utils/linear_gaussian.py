@@ -19,6 +19,9 @@ SGVB estimators of vae_utils.elbo (sgvb_a, sgvb_b) and vae_utils.importance run 
 Every tensor a method creates has W's device and dtype; `random_model` makes float64 models
 by default (identities then hold to 1e-10). q is given as (mu, logvar) for a diagonal
 covariance, or as (mu, cov=C) for a full one; mu is (..., J), C is (J, J) or (..., J, J).
+A diagonal q is computed from its variances alone (Appendix B's sums, no J x J matrix); a full q
+through its matrix; the two code paths agree (tests), so eq. 1 with a diagonal q (L by the first,
+KL(q || p(z|x)) by kl_gaussians) checks one against the other.
 `s` is a float, or a 0-d tensor (then everything is differentiable in s, as in theta_gradients).
 """
 from __future__ import annotations
@@ -34,11 +37,16 @@ from .elbo import LOG_2PI, log_normal, log_standard_normal
 DTYPE = torch.float64  # random_model's default
 
 
-def _cov(logvar=None, cov=None):
-    """A full covariance from either a diagonal log-variance or a full matrix."""
+def _is_diagonal(logvar=None, cov=None) -> bool:
+    """True for a diagonal q given by its log-variances, False for a full covariance matrix."""
     if (logvar is None) == (cov is None):
         raise ValueError("give exactly one of logvar (diagonal q) or cov (full q)")
-    return torch.diag_embed(logvar.exp()) if cov is None else cov
+    return cov is None
+
+
+def _cov(logvar=None, cov=None):
+    """A full covariance from either a diagonal log-variance or a full matrix."""
+    return torch.diag_embed(logvar.exp()) if _is_diagonal(logvar, cov) else cov
 
 
 def _trace(a):
@@ -64,14 +72,21 @@ def kl_gaussians(mu_q, cov_q, mu_p, cov_p):
 
 
 def kl_to_prior(mu, logvar=None, *, cov=None):
-    """KL(q || N(0, I)) = 1/2 [ tr C + mu^T mu - J - log det C ]   (Appendix B when C is diagonal)."""
-    C = _cov(logvar, cov)
+    """KL(q || N(0, I)) = 1/2 [ tr C + mu^T mu - J - log det C ]
+
+    = 1/2 sum_j (sigma_j^2 + mu_j^2 - 1 - log sigma_j^2) when C = diag sigma^2 (Appendix B).
+    """
+    if _is_diagonal(logvar, cov):
+        return 0.5 * (logvar.exp().sum(-1) + (mu**2).sum(-1) - mu.shape[-1] - logvar.sum(-1))
+    C = cov
     return 0.5 * (_trace(C) + (mu**2).sum(-1) - mu.shape[-1] - torch.logdet(C))
 
 
 def entropy(logvar=None, *, cov=None):
-    """H[q] = -E_q[log q(z)] = 1/2 [ J log(2 pi e) + log det C ]."""
-    C = _cov(logvar, cov)
+    """H[q] = -E_q[log q(z)] = 1/2 [ J log(2 pi e) + log det C ]   (log det C = sum_j log sigma_j^2 if diagonal)."""
+    if _is_diagonal(logvar, cov):
+        return 0.5 * (logvar.shape[-1] * (LOG_2PI + 1) + logvar.sum(-1))
+    C = cov
     return 0.5 * (C.shape[-1] * (LOG_2PI + 1) + torch.logdet(C))
 
 
@@ -155,28 +170,29 @@ class LinearGaussian:
         The "reconstruction" term of eq. 3: a negative squared error between x and the
         decoded mean W mu + b, plus the spread tr(W C W^T) that q's noise adds to it:
         with z = mu + e, E[e] = 0, Cov e = C, the cross term averages to 0 and
-        E|W e|^2 = E[e^T W^T W e] = tr(W^T W C) = tr(W C W^T).
+        E|W e|^2 = E[e^T W^T W e] = tr(W^T W C) = tr(W C W^T),
+        which for C = diag sigma^2 is sum_j sigma_j^2 |w_j|^2 (w_j the j-th column of W).
         """
-        C = _cov(logvar, cov)
         sq_err = ((x - mu @ self.W.T - self.b) ** 2).sum(-1)
-        spread = _trace(self.W @ C @ self.W.T)
+        if _is_diagonal(logvar, cov):
+            spread = (logvar.exp() * (self.W**2).sum(0)).sum(-1)
+        else:
+            spread = _trace(self.W @ cov @ self.W.T)
         return -0.5 * self.x_dim * _log(2 * math.pi * self.s**2) - (sq_err + spread) / (2 * self.s**2)
 
     def expected_log_joint(self, x, mu, logvar=None, *, cov=None):
         """E_q[log p(x, z)] = E_q[log p(x|z)] + E_q[log p(z)],  E_q[log p(z)] = -1/2 [J log 2 pi + tr C + |mu|^2]."""
-        C = _cov(logvar, cov)
-        e_log_prior = -0.5 * (self.z_dim * LOG_2PI + _trace(C) + (mu**2).sum(-1))
-        return self.expected_log_likelihood(x, mu, cov=C) + e_log_prior
+        trace = logvar.exp().sum(-1) if _is_diagonal(logvar, cov) else _trace(cov)
+        e_log_prior = -0.5 * (self.z_dim * LOG_2PI + trace + (mu**2).sum(-1))
+        return self.expected_log_likelihood(x, mu, logvar, cov=cov) + e_log_prior
 
     def elbo(self, x, mu, logvar=None, *, cov=None):
         """L(q; x) = -KL(q(z|x) || p(z)) + E_q[log p(x|z)]   (eq. 3), exactly."""
-        C = _cov(logvar, cov)
-        return self.expected_log_likelihood(x, mu, cov=C) - kl_to_prior(mu, cov=C)
+        return self.expected_log_likelihood(x, mu, logvar, cov=cov) - kl_to_prior(mu, logvar, cov=cov)
 
     def elbo_eq2(self, x, mu, logvar=None, *, cov=None):
         """L(q; x) = E_q[log p(x, z) - log q(z|x)] = E_q[log p(x, z)] + H[q]   (eq. 2), exactly."""
-        C = _cov(logvar, cov)
-        return self.expected_log_joint(x, mu, cov=C) + entropy(cov=C)
+        return self.expected_log_joint(x, mu, logvar, cov=cov) + entropy(logvar, cov=cov)
 
     def kl_to_posterior(self, x, mu, logvar=None, *, cov=None):
         """KL(q(z|x) || p(z|x)): the gap log p(x) - L(q; x), from the two Gaussians directly."""
