@@ -133,3 +133,193 @@ def test_static_figures(model, codes):
         fig = ex.figure()
         assert len(fig.axes) >= 2
         plt.close(fig)
+
+
+# -- the aggregate posterior and where to look (notebook 04) -----------------------------------
+
+
+def test_prior_and_aggregate_log_density_against_scipy():
+    from scipy.stats import multivariate_normal
+
+    g = np.random.default_rng(1)
+    z = g.normal(size=(7, 2))
+    np.testing.assert_allclose(W.prior_log_density(z), multivariate_normal(np.zeros(2)).logpdf(z), rtol=1e-12)
+    mu, std = g.normal(size=(3, 2)), g.uniform(0.2, 1.5, size=(3, 2))
+    expected = np.log(np.mean([multivariate_normal(m, np.diag(s**2)).pdf(z) for m, s in zip(mu, std)], axis=0))
+    np.testing.assert_allclose(W.aggregate_log_density(z, mu, std), expected, rtol=1e-10)
+    np.testing.assert_allclose(W.aggregate_log_density(z, mu, std, chunk=2), expected, rtol=1e-10)  # chunks
+    # one code at the prior: q(z) = p(z), the log ratio is 0 everywhere
+    np.testing.assert_allclose(W.log_density_ratio(z, np.zeros((1, 2)), np.ones((1, 2))), 0, atol=1e-12)
+
+
+def test_gaussian_kl_per_code_is_appendix_b():
+    from vae_utils.elbo import kl_to_standard_normal
+
+    g = np.random.default_rng(2)
+    mu, std = g.normal(size=(5, 2)), g.uniform(0.05, 2, size=(5, 2))
+    expected = kl_to_standard_normal(torch.tensor(mu), torch.tensor(2 * np.log(std))).numpy()
+    np.testing.assert_allclose(W.gaussian_kl_per_code(mu, std), expected, rtol=1e-12)
+
+
+def test_prior_matched_codes_have_the_prior_as_aggregate():
+    g = np.random.default_rng(3)
+    std = g.uniform(0.02, 0.5, size=(20_000, 2))
+    mu0 = W.prior_matched_codes(std, seed=0)
+    z = mu0 + std * g.standard_normal(std.shape)
+    se = np.sqrt(2 / len(z))  # sd of a mean of z^2 for z ~ N(0, 1)
+    assert np.all(np.abs(z.mean(0)) < 4 / np.sqrt(len(z)))
+    assert np.all(np.abs((z**2).mean(0) - 1) < 4 * se)
+    with pytest.raises(ValueError):
+        W.prior_matched_codes(np.array([[0.5, 1.0]]))
+
+
+def test_aggregate_kl_against_closed_forms():
+    # one shared code N(m, s^2): q(z) is that Gaussian, KL(q || p) = 1/2 sum(m^2 + s^2 - 1 - log s^2)
+    m, s = np.array([0.7, -0.4]), np.array([0.6, 1.3])
+    mu, std = np.tile(m, (3000, 1)), np.tile(s, (3000, 1))
+    kl, se = W.aggregate_kl(mu, std, seed=0)
+    exact = 0.5 * np.sum(m**2 + s**2 - 1 - np.log(s**2))
+    assert abs(kl - exact) < 4 * se and se < 0.05
+    # codes whose aggregate is N(shift, I): KL = |shift|^2 / 2, up to the small bias of scoring
+    # each draw under its own component too
+    std = np.full((4000, 2), 0.1)
+    shift = np.array([1.0, 0.0])
+    kl, se = W.aggregate_kl(W.prior_matched_codes(std, seed=1) + shift, std, seed=2)
+    assert abs(kl - 0.5) < 4 * se + 0.05
+    kl0, _ = W.aggregate_kl(W.prior_matched_codes(std, seed=1), std, seed=2)
+    assert -0.05 < kl0 < 0.05
+    # draws from a random subset of the codes: the same quantity, a larger standard error
+    kl_sub, se_sub = W.aggregate_kl(W.prior_matched_codes(std, seed=1) + shift, std, seed=3, n_draws=1000)
+    assert se_sub > se and abs(kl_sub - 0.5) < 4 * se_sub + 0.05
+
+
+def test_class_medoids_are_real_codes_unlike_means():
+    mu = np.array([[0, 0], [1, 0], [2, 0], [3, 0], [100, 0], [5, 5], [6, 5]], dtype=float)
+    labels = np.array([0, 0, 0, 0, 0, 1, 1])
+    medoids = W.class_medoids(mu, labels)
+    assert medoids[0] == 2  # (2, 0): summed distance 102; the mean (21.2, 0) is no code at all
+    assert medoids[1] in (5, 6) and set(medoids) == {0, 1}
+
+
+def test_pixel_entropy_closed_forms():
+    imgs = np.stack([np.full((4, 4), 0.5), np.zeros((4, 4)), np.ones((4, 4)), np.full((4, 4), 0.1)])
+    h = W.pixel_entropy(imgs)
+    np.testing.assert_allclose(h[:3], [np.log(2), 0, 0], atol=1e-9)
+    np.testing.assert_allclose(h[3], -(0.1 * np.log(0.1) + 0.9 * np.log(0.9)), rtol=1e-9)
+
+
+def test_nearest_labels_majority():
+    mu = np.array([[0, 0], [0.1, 0], [0, 0.1], [5, 5], [5.1, 5]], dtype=float)
+    labels = np.array([3, 3, 7, 1, 1])
+    np.testing.assert_array_equal(W.nearest_labels([[0, 0.05], [5, 5]], mu, labels, k=3), [3, 1])
+
+
+def test_latent_explorer_centres_and_static_figure(model, codes):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mu, labels = codes
+    ex = W.LatentExplorer(model, mu, labels, label_name="digit")
+    points, names = ex.centres()
+    medoids = W.class_medoids(mu, labels)
+    assert names == sorted(medoids) and np.allclose(points, mu[list(medoids.values())])
+    fig = ex.figure()
+    assert len(fig.axes) == 1 + len(names)  # the map and one decoded digit per class
+    assert fig.axes[0].get_xlabel() == "$z_1$" and fig.axes[0].get_legend() is not None
+    assert fig.axes[1].get_title().startswith(f"{names[0]}: (")
+    plt.close(fig)
+    fig = ex.figure(points=[(0.0, 0.0), (1.0, 1.0)])  # given points are numbered
+    assert len(fig.axes) == 3 and fig.axes[2].get_title() == "2: (+1.00, +1.00)"
+    plt.close(fig)
+    # a sequential colour map gets a colour bar, titled
+    ex = W.LatentExplorer(model, mu, np.linspace(0, 1, len(mu)), label_name="time", cmap="viridis")
+    assert ex.centres()[1] == [1, 2, 3]
+    fig = ex.figure()
+    assert any(a.get_ylabel() == "time" for a in fig.axes)
+    plt.close(fig)
+
+
+def test_latent_map_with_legend_is_wider_and_keeps_pixels(codes):
+    mu, labels = codes
+    plain, legend = W.LatentMap(mu, labels), W.LatentMap(mu, labels, label_name="digit")
+    assert plain.rgb.shape[0] == plain.rgb.shape[1] and legend.rgb.shape[1] > legend.rgb.shape[0]
+    r0, c0 = legend.pixel(0, 0)
+    r1, c1 = legend.pixel(1, 1)
+    assert c1 > c0 and r1 < r0
+
+
+def test_interpolation_figure_with_a_map(model, codes):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mu, labels = codes
+    ex = W.InterpolationExplorer(model, torch.rand(200, 784), mu, labels, index_a=3, index_b=8, steps=10)
+    z = ex.codes()
+    np.testing.assert_allclose(z[[0, -1]], mu[[3, 8]], rtol=1e-6)
+    fig = ex.figure(codes=(mu, labels), label_name="digit")
+    assert len(fig.axes) == 1 + 12  # map, A, 10 steps, B
+    line = fig.axes[0].lines[0]
+    np.testing.assert_allclose(np.c_[line.get_xdata(), line.get_ydata()], z, rtol=1e-6)
+    plt.close(fig)
+
+
+def test_grid_size_and_epoch_frames_with_z_ticks(model):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from io import BytesIO
+    from PIL import Image
+
+    frames = W.manifold_frames(model.config, {0: model.state_dict(), 1: model.state_dict()}, n=4)
+    assert W.grid_size(frames[0]) == 4 and W.grid_size(frames[0], (28, 20)) is None
+    assert W.grid_size(np.zeros((5, 5))) is None
+    ex = W.EpochExplorer(frames)
+    assert ex.n == 4
+    w, h = Image.open(BytesIO(ex.pngs[0])).size
+    assert w > frames[0].shape[1] and h > frames[0].shape[0]  # the frame plus its axes
+    fig = ex.figure()
+    assert fig.axes[0].get_ylabel() == "$z_2$" and fig.axes[1].get_ylabel() == ""
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["-1", "0", "1"]
+    plt.close(fig)
+
+
+def test_neighbour_fractions():
+    g = np.random.default_rng(4)
+    # two far-apart classes, and a third mixed evenly into the second
+    mu = np.concatenate([g.normal(size=(60, 2)), g.normal(size=(60, 2)) + 50, g.normal(size=(60, 2)) + 50])
+    labels = np.repeat([0, 1, 2], 60)
+    f = W.neighbour_fractions(mu, labels, k=5)
+    np.testing.assert_allclose(f.sum(1), 1)
+    assert f[0, 0] == 1 and f[1, 0] == 0 and f[2, 0] == 0
+    assert 0.3 < f[1, 2] < 0.7 and 0.3 < f[2, 1] < 0.7  # 1 and 2 crowd each other
+    # by hand for a tiny set: each point's single nearest other
+    tiny = np.array([[0.0, 0], [1, 0], [3, 0]])
+    np.testing.assert_allclose(W.neighbour_fractions(tiny, np.array([0, 1, 1]), k=1), [[0, 1], [0.5, 0.5]])
+    sub = W.neighbour_fractions(mu, labels, k=5, n_queries=90, seed=1)
+    np.testing.assert_allclose(sub.sum(1), 1)
+
+
+def test_best_match_log_likelihood_by_hand():
+    ref = np.array([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0], [0.5, 0.5, 0.5]])
+    y = np.array([[0.9, 0.2, 0.6], [0.1, 0.1, 0.9]])
+    by_hand = np.array([[np.sum(x * np.log(yy) + (1 - x) * np.log(1 - yy)) for x in ref] for yy in y]).max(1)
+    np.testing.assert_allclose(W.best_match_log_likelihood(y, ref), by_hand, rtol=1e-12)
+    np.testing.assert_allclose(W.best_match_log_likelihood(y, torch.tensor(ref), chunk=1), by_hand, rtol=1e-12)
+    scores, index = W.best_match(y, ref)
+    np.testing.assert_array_equal(index, [0, 1])  # y[0] is closest to ref[0], y[1] to ref[1]
+    np.testing.assert_allclose(scores, by_hand, rtol=1e-12)
+
+
+def test_draw_density_ratio_labels():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    r = W.draw_density_ratio(ax, np.zeros((1, 2)), np.ones((1, 2)), n=21)  # q = p: log ratio 0 everywhere
+    assert r.shape == (21, 21)
+    np.testing.assert_allclose(r, 0, atol=1e-12)
+    assert ax.get_xlabel() == "$z_1$" and "log_{10}" in fig.axes[1].get_ylabel()
+    plt.close(fig)
