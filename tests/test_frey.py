@@ -66,3 +66,34 @@ def test_widgets_take_28x20(frey_model):
 
     frames = W.manifold_frames(frey_model.config, {0: frey_model.state_dict()}, n=3, image_shape=SHAPE)
     assert frames[0].shape == (3 * 29 - 1, 3 * 21 - 1)
+
+
+def test_log_variance_bias_gradient_is_the_error_calibration(frey_model):
+    """Notebook 06's -D/2: d/db5_i of the average log p(x|z) is the average of
+    -1/2 + 1/2 (x_i - mu_i)^2 / sigma_i^2, so where it vanishes each pixel's error term averages -1/2."""
+    torch.manual_seed(1)
+    x, z = torch.rand(6, 560), torch.randn(6, 2)
+    frey_model.zero_grad()
+    frey_model.log_likelihood(x, z).mean().backward()
+    grad = frey_model.decoder.net[-1].bias.grad[560:]  # the log sigma^2 half of the last layer's bias
+    with torch.no_grad():
+        mu, logvar = frey_model.decode(z)
+        expected = (-0.5 + 0.5 * (x - mu) ** 2 * torch.exp(-logvar)).mean(0)
+    torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-6)
+    frey_model.zero_grad()
+
+
+def test_decoded_box_of_faces(frey_model):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots()
+    assert P.show_decoded_box(frey_model, np.linspace(-2, -1, 3), np.linspace(0, 1, 2), SHAPE, ax=ax) is None
+    img = ax.images[0].get_array()
+    assert img.shape == (2 * 29 - 1, 3 * 21 - 1)  # 2 rows of 28 x 20 faces, 3 columns, 1 pixel apart
+    with torch.no_grad():
+        corner = frey_model.mean(torch.tensor([[-1.0, 0.0]])).reshape(SHAPE).numpy()  # largest z1, smallest z2
+    np.testing.assert_allclose(img[-28:, -20:], corner, rtol=1e-6)  # sits bottom right
+    plt.close("all")

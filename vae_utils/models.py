@@ -2,7 +2,7 @@
 
     encoder  q(z|x) = N(z; mu(x), diag sigma^2(x))            Gaussian MLP, eq. 12
     decoder  p(x|z) = prod_i Bernoulli(x_i; y_i(z))             Bernoulli MLP, Appendix C.1
-         or  p(x|z) = N(x; mu(z), diag sigma^2(z)), mu = sigmoid  Gaussian MLP, Appendix C.2
+         or  p(x|z) = N(x; mu(z), diag sigma^2(z)), mu = sigmoid  Gaussian MLP, Appendix C.2 (the sigmoid: section 5)
     prior    p(z)   = N(z; 0, I)
 
 The paper: tanh hidden layers, 500 units for MNIST and 200 for Frey Face, every parameter
@@ -96,7 +96,10 @@ class BernoulliDecoder(nn.Module):
 
 
 class GaussianDecoder(GaussianMLP):
-    """p(x|z) = N(x; mu, diag sigma^2), mu = sigmoid(W4 h + b4), log sigma^2 = W5 h + b5   (Appendix C.2).
+    """p(x|z) = N(x; mu, diag sigma^2), mu = sigmoid(W4 h + b4), log sigma^2 = W5 h + b5.
+
+    Appendix C.2 writes mu = W4 h + b4; section 5 adds the sigmoid for Frey Face ("the means
+    were constrained to the interval (0, 1) using a sigmoidal activation function").
 
     The Gaussian MLP of the encoder, with its mean squashed into (0, 1) like the Frey Face pixels.
     """
