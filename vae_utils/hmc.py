@@ -13,7 +13,7 @@ p(x) never appears: HMC needs log p(x, z) only up to a constant.
 
 Every tensor carries a batch of chains: z is (..., B, d) for B datapoints x (B, D), and each
 chain has its own step size, nudged after each transition towards a target acceptance rate
-(the paper tuned it "automatically" to about 90%):   log eps <- log eps + rate (a - target).
+(for its MCEM E-step the paper tuned it "automatically" to about 90%, Appendix E):   log eps <- log eps + rate (a - target).
 Adapt during burn-in only if you need exact samples: a step size that keeps changing
 breaks detailed balance. `model` is anything with `log_likelihood(x, z)` (models.VAE,
 linear_gaussian.LinearGaussian); the prior is N(0, I) as everywhere in this package, and
