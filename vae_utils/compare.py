@@ -30,6 +30,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from . import cache, hmc, marginal
+from . import train as T
+from .data import minibatches
 from .models import VAE
 from .run import History
 
@@ -99,9 +101,6 @@ def flops_per_sample(model: VAE, data, config) -> float:
     transition (a gradient of log p(x, z) at the start and one per leapfrog step) and the
     M-step's 5 updates.
     """
-    from . import train as T
-    from .data import minibatches
-
     run = T.start(copy.deepcopy(model), data, config)  # MCEM: a chain per datapoint
     gen = T.epoch_generator(config.seed, 1, data.x.device)
     idx, x = next(iter(minibatches(data, config.batch_size, gen, with_index=True)))
@@ -118,9 +117,7 @@ def cached_chains(name: str, model_config, train_config, data, test=None) -> hmc
     model and History only); the run must be in the model cache. An error if it is not, or if
     it is not an MCEM run.
     """
-    fields = {"model": model_config.to_dict(), "train": train_config.to_dict(),
-              "data": data.fingerprint(), "test": None if test is None else test.fingerprint()}
-    state, reason = cache.lookup(name, fields)  # the key train_or_load stores the run under
+    state, reason = cache.lookup(name, T.cache_fields(model_config, train_config, data, test))
     if state is None:
         raise LookupError(f"no cached run {name!r} with these settings: {reason}")
     if state.get("chains") is None:

@@ -79,12 +79,17 @@ def appendix_d_log_px(model, x, n_samples: int = 100, n_chains: int = 10, burn_i
     Step 1: HMC on p(z|x), n_samples draws; step 2: fit q_F to them; step 3: n_samples
     further draws of the same chains go into `appendix_d_from_samples`.
     """
+    return _appendix_d(model, x, n_samples, n_chains, burn_in, n_leapfrog, generator)[0]
+
+
+def _appendix_d(model, x, n_samples, n_chains, burn_in, n_leapfrog, generator):
+    """Appendix D's three steps: (the estimate (B,), q_F's mean, q_F's Cholesky factor)."""
     z, chains = hmc.posterior_samples(model, x, n_samples, n_chains, burn_in, n_leapfrog,
                                       generator=generator)  # step 1
     mean, chol = fit_gaussian(z)  # step 2: the density estimator q_F
     _, z_new = hmc.run(model, x, chains, n_samples // n_chains, n_leapfrog, adapt=False,
                        generator=generator)  # step 3: L new posterior samples
-    return appendix_d_from_samples(model, x, mean, chol, z_new.flatten(0, 1))
+    return appendix_d_from_samples(model, x, mean, chol, z_new.flatten(0, 1)), mean, chol
 
 
 @torch.no_grad()
@@ -127,8 +132,5 @@ def bracket_log_px(model, x, n_samples: int = 200, n_chains: int = 10, burn_in: 
     samples, which HMC only approaches. Run with more samples and leapfrog steps than the
     estimate to be checked, this is a reference for it. Each output has shape (B,).
     """
-    z, chains = hmc.posterior_samples(model, x, n_samples, n_chains, burn_in, n_leapfrog, generator=generator)
-    mean, chol = fit_gaussian(z)
-    _, z_new = hmc.run(model, x, chains, n_samples // n_chains, n_leapfrog, adapt=False, generator=generator)
-    appendix_d = appendix_d_from_samples(model, x, mean, chol, z_new.flatten(0, 1))
+    appendix_d, mean, chol = _appendix_d(model, x, n_samples, n_chains, burn_in, n_leapfrog, generator)
     return appendix_d, fitted_proposal_log_px(model, x, mean, chol, n_importance, generator)

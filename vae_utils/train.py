@@ -202,6 +202,14 @@ def _diverged(run: Run):
 
 # -- the model cache --------------------------------------------------------------------------
 
+def cache_fields(model_config: VAEConfig, train_config: TrainConfig, data: Split,
+                 test: Split | None = None) -> dict:
+    """What a trained model's cache key covers (vae_utils.cache adds the version and code):
+    both configs and fingerprints of the training and test data."""
+    return {"model": model_config.to_dict(), "train": train_config.to_dict(),
+            "data": data.fingerprint(), "test": None if test is None else test.fingerprint()}
+
+
 def train_or_load(name: str, model_config: VAEConfig, train_config: TrainConfig, data: Split,
                   test: Split | None = None, progress: bool = True,
                   save_every: int | None = None) -> tuple[VAE, History]:
@@ -219,8 +227,7 @@ def train_or_load(name: str, model_config: VAEConfig, train_config: TrainConfig,
     exactly where an uninterrupted run ends, since each epoch's randomness comes from
     (seed, epoch). The model lives on the data's device.
     """
-    fields = {"model": model_config.to_dict(), "train": train_config.to_dict(),
-              "data": data.fingerprint(), "test": None if test is None else test.fingerprint()}
+    fields = cache_fields(model_config, train_config, data, test)
     if save_every is not None and not (isinstance(save_every, int) and save_every >= 1):
         raise ValueError(f"save_every={save_every!r}: use a whole number of epochs >= 1, or None")
     every = save_every or max(1, train_config.epochs // 10)
