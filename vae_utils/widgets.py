@@ -27,6 +27,7 @@ import ipywidgets as _widgets
 import numpy as np
 import torch
 
+from .elbo import LOG_2PI, kl_to_standard_normal, log_standard_normal
 from .models import VAE, VAEConfig
 from .plots import decode_grid, image_grid
 
@@ -101,13 +102,11 @@ def manifold_frames(config: VAEConfig, snapshots: dict, n: int = 15, image_shape
 
 # -- the aggregate posterior, and where to look ----------------------------------------------
 
-LOG_2PI = float(np.log(2 * np.pi))
 
 
 def prior_log_density(z) -> np.ndarray:
     """log N(z; 0, I) at points z (M, J): shape (M,)."""
-    z = np.asarray(z, dtype=np.float64)
-    return -0.5 * (z**2 + LOG_2PI).sum(-1)
+    return log_standard_normal(torch.as_tensor(np.asarray(z, dtype=np.float64))).numpy()
 
 
 def aggregate_log_density(z, mu, std, chunk: int = 1000) -> np.ndarray:
@@ -161,8 +160,8 @@ def aggregate_kl(mu, std, seed: int = 0, n_draws: int | None = None) -> tuple[fl
 
 def gaussian_kl_per_code(mu, std) -> np.ndarray:
     """KL(N(mu_i, diag std_i^2) || N(0, I)) of each code, in nats (Appendix B): shape (N,)."""
-    mu, var = np.asarray(mu, dtype=np.float64), np.asarray(std, dtype=np.float64) ** 2
-    return 0.5 * (mu**2 + var - 1 - np.log(var)).sum(-1)
+    mu, std = (torch.as_tensor(np.asarray(a, dtype=np.float64)) for a in (mu, std))
+    return kl_to_standard_normal(mu, 2 * torch.log(std)).numpy()
 
 
 def prior_matched_codes(std, seed: int = 0) -> np.ndarray:
