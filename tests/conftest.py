@@ -7,6 +7,10 @@ import torch
 
 from vae_utils.elbo import log_normal
 
+# The models here are small: one thread skips the cost of splitting tiny products across
+# cores, and a busy neighbour on a shared CPU cannot stall it (benchmarks/threads.py).
+torch.set_num_threads(1)
+
 
 class ConjugateToy:
     """A model where everything is exact: p(z) = N(0, I), p(c|z) = N(c; z, I).
@@ -35,16 +39,6 @@ class ConjugateToy:
         rec = -0.5 * (d * math.log(2 * math.pi) + ((self.mu - self.c) ** 2).sum() + self.logvar.exp().sum())
         kl = -0.5 * (1 + self.logvar - self.mu**2 - self.logvar.exp()).sum()
         return (rec - kl).item()
-
-
-@pytest.fixture
-def one_thread():
-    """Thousands of tiny steps (HMC leapfrogs, single-digit updates): one thread avoids the
-    cost of splitting each small op across cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture

@@ -11,9 +11,6 @@ from vae_utils.models import VAEConfig
 SMALL = VAEConfig(x_dim=20, z_dim=2, hidden=(16,), init="default")
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 def _grads(model):
     return {name: p.grad is not None and p.grad.abs().sum().item() > 0 for name, p in model.named_parameters()}
 

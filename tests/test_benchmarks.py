@@ -78,3 +78,17 @@ def test_widget_redraw_benchmark_runs_and_reports_every_control():
     assert set(worst) == {"z1", "t", "epoch"} and all(ms > 0 for ms in worst.values())
     ticks = iter([0.0, 0.5])  # a fake clock: two moves in 0.5 s are 250 ms each
     assert module.mean_ms(lambda v: None, [1, 2], clock=lambda: next(ticks)) == 250.0
+
+
+def test_threads_benchmark_runs_and_leaves_torch_threads_as_they_were():
+    spec = importlib.util.spec_from_file_location("threads", SCRIPT.with_name("threads.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    before = torch.get_num_threads()
+    result = module.main(["--steps", "2", "--rounds", "1", "--busy", "0"])
+    cores = torch.get_num_threads()
+    assert set(result) == {f"{load}_{m}_{t}" for load in ("quiet", "busy") for m in ("mnist", "frey") for t in {1, cores}}
+    assert torch.get_num_threads() == before
+    ticks = iter([0.0, 0.3])  # a fake clock: 3 steps in 0.3 s are 100 ms each
+    config, shape = module.MODELS["frey"]
+    assert module.ms_per_step(config, shape, 1, steps=3, clock=lambda: next(ticks)) == pytest.approx(100.0)

@@ -14,8 +14,6 @@ from vae_utils.run import History
 
 SMALL = VAEConfig(x_dim=20, z_dim=2, hidden=(16,), init="default")
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 
 def test_mean_se_is_the_mean_and_s_over_root_n():
     mean, se = compare.mean_se(torch.tensor([1.0, 2.0, 3.0, 4.0]))
@@ -90,7 +88,6 @@ def test_bracket_holds_the_exact_log_px_of_ppca():
     assert abs((ad - exact).mean().item()) < 0.02
     d, se = compare.mean_se(fis - exact)
     assert d.item() < 3 * se.item() + 1e-4  # a lower bound on average: not above log p(x) beyond noise
-
 
 
 @pytest.mark.parametrize("algorithm, per_sample", [

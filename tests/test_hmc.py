@@ -9,9 +9,6 @@ from vae_utils.importance import log_weights
 from vae_utils.models import VAEConfig, build
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
-
 @pytest.fixture
 def ppca():
     """A 3-D latent pPCA with a correlated posterior, and 8 datapoints drawn from it."""

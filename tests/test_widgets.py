@@ -1,11 +1,12 @@
-"""vae_utils.widgets without a browser: the pure functions, and the widgets built headless
+"""vae_utils.widgets, maps and png without a browser: the pure functions, and the widgets built headless
 with a slider moved by setting .value (what a front end does when a person drags it)."""
 import numpy as np
 import pytest
 import torch
 
-from vae_utils.models import VAE, VAEConfig
+from vae_utils import latent, maps, png
 from vae_utils import widgets as W
+from vae_utils.models import VAE, VAEConfig
 
 
 @pytest.fixture(scope="module")
@@ -52,25 +53,16 @@ def test_to_png_round_trip_and_scale():
     from PIL import Image
 
     img = np.linspace(0, 1, 28 * 28, dtype=np.float32).reshape(28, 28)
-    png = W.to_png(img, scale=3)
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    back = np.asarray(Image.open(BytesIO(png)))
+    data = png.to_png(img, scale=3)
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    back = np.asarray(Image.open(BytesIO(data)))
     assert back.shape == (84, 84)
     np.testing.assert_array_equal(back[::3, ::3], (img * 255).round().astype(np.uint8))
 
 
-def test_encode_means_equal_the_encoder_in_batches(model):
-    x = torch.rand(50, 784, generator=torch.Generator().manual_seed(0))
-    mu, std = W.encode_means(model, x, batch_size=16)  # 16 + 16 + 16 + 2 rows
-    with torch.no_grad():
-        mu_ref, logvar_ref = model.encode(x)
-    np.testing.assert_allclose(mu, mu_ref.numpy(), rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(std, torch.exp(0.5 * logvar_ref).numpy(), rtol=1e-6)
-
-
 def test_latent_map_pixel_is_monotone_and_marker_drawn(codes):
     mu, labels = codes
-    m = W.LatentMap(mu, labels, lim=3.0)
+    m = maps.LatentMap(mu, labels, lim=3.0)
     r0, c0 = m.pixel(0, 0)
     r1, c1 = m.pixel(1, 1)
     assert c1 > c0 and r1 < r0  # z1 to the right, z2 upwards
@@ -138,82 +130,6 @@ def test_static_figures(model, codes):
 # -- the aggregate posterior and where to look (notebook 04) -----------------------------------
 
 
-def test_prior_and_aggregate_log_density_against_scipy():
-    from scipy.stats import multivariate_normal
-
-    g = np.random.default_rng(1)
-    z = g.normal(size=(7, 2))
-    np.testing.assert_allclose(W.prior_log_density(z), multivariate_normal(np.zeros(2)).logpdf(z), rtol=1e-12)
-    mu, std = g.normal(size=(3, 2)), g.uniform(0.2, 1.5, size=(3, 2))
-    expected = np.log(np.mean([multivariate_normal(m, np.diag(s**2)).pdf(z) for m, s in zip(mu, std)], axis=0))
-    np.testing.assert_allclose(W.aggregate_log_density(z, mu, std), expected, rtol=1e-10)
-    np.testing.assert_allclose(W.aggregate_log_density(z, mu, std, chunk=2), expected, rtol=1e-10)  # chunks
-    # one code at the prior: q(z) = p(z), the log ratio is 0 everywhere
-    np.testing.assert_allclose(W.log_density_ratio(z, np.zeros((1, 2)), np.ones((1, 2))), 0, atol=1e-12)
-
-
-def test_gaussian_kl_per_code_is_appendix_b():
-    from vae_utils.elbo import kl_to_standard_normal
-
-    g = np.random.default_rng(2)
-    mu, std = g.normal(size=(5, 2)), g.uniform(0.05, 2, size=(5, 2))
-    expected = kl_to_standard_normal(torch.tensor(mu), torch.tensor(2 * np.log(std))).numpy()
-    np.testing.assert_allclose(W.gaussian_kl_per_code(mu, std), expected, rtol=1e-12)
-
-
-def test_prior_matched_codes_have_the_prior_as_aggregate():
-    g = np.random.default_rng(3)
-    std = g.uniform(0.02, 0.5, size=(20_000, 2))
-    mu0 = W.prior_matched_codes(std, seed=0)
-    z = mu0 + std * g.standard_normal(std.shape)
-    se = np.sqrt(2 / len(z))  # sd of a mean of z^2 for z ~ N(0, 1)
-    assert np.all(np.abs(z.mean(0)) < 4 / np.sqrt(len(z)))
-    assert np.all(np.abs((z**2).mean(0) - 1) < 4 * se)
-    with pytest.raises(ValueError):
-        W.prior_matched_codes(np.array([[0.5, 1.0]]))
-
-
-def test_aggregate_kl_against_closed_forms():
-    # one shared code N(m, s^2): q(z) is that Gaussian, KL(q || p) = 1/2 sum(m^2 + s^2 - 1 - log s^2)
-    m, s = np.array([0.7, -0.4]), np.array([0.6, 1.3])
-    mu, std = np.tile(m, (3000, 1)), np.tile(s, (3000, 1))
-    kl, se = W.aggregate_kl(mu, std, seed=0)
-    exact = 0.5 * np.sum(m**2 + s**2 - 1 - np.log(s**2))
-    assert abs(kl - exact) < 4 * se and se < 0.05
-    # codes whose aggregate is N(shift, I): KL = |shift|^2 / 2, up to the small bias of scoring
-    # each draw under its own component too
-    std = np.full((4000, 2), 0.1)
-    shift = np.array([1.0, 0.0])
-    kl, se = W.aggregate_kl(W.prior_matched_codes(std, seed=1) + shift, std, seed=2)
-    assert abs(kl - 0.5) < 4 * se + 0.05
-    kl0, _ = W.aggregate_kl(W.prior_matched_codes(std, seed=1), std, seed=2)
-    assert -0.05 < kl0 < 0.05
-    # draws from a random subset of the codes: the same quantity, a larger standard error
-    kl_sub, se_sub = W.aggregate_kl(W.prior_matched_codes(std, seed=1) + shift, std, seed=3, n_draws=1000)
-    assert se_sub > se and abs(kl_sub - 0.5) < 4 * se_sub + 0.05
-
-
-def test_class_medoids_are_real_codes_unlike_means():
-    mu = np.array([[0, 0], [1, 0], [2, 0], [3, 0], [100, 0], [5, 5], [6, 5]], dtype=float)
-    labels = np.array([0, 0, 0, 0, 0, 1, 1])
-    medoids = W.class_medoids(mu, labels)
-    assert medoids[0] == 2  # (2, 0): summed distance 102; the mean (21.2, 0) is no code at all
-    assert medoids[1] in (5, 6) and set(medoids) == {0, 1}
-
-
-def test_pixel_entropy_closed_forms():
-    imgs = np.stack([np.full((4, 4), 0.5), np.zeros((4, 4)), np.ones((4, 4)), np.full((4, 4), 0.1)])
-    h = W.pixel_entropy(imgs)
-    np.testing.assert_allclose(h[:3], [np.log(2), 0, 0], atol=1e-9)
-    np.testing.assert_allclose(h[3], -(0.1 * np.log(0.1) + 0.9 * np.log(0.9)), rtol=1e-9)
-
-
-def test_nearest_labels_majority():
-    mu = np.array([[0, 0], [0.1, 0], [0, 0.1], [5, 5], [5.1, 5]], dtype=float)
-    labels = np.array([3, 3, 7, 1, 1])
-    np.testing.assert_array_equal(W.nearest_labels([[0, 0.05], [5, 5]], mu, labels, k=3), [3, 1])
-
-
 def test_latent_explorer_centres_and_static_figure(model, codes):
     import matplotlib
     matplotlib.use("Agg")
@@ -222,7 +138,7 @@ def test_latent_explorer_centres_and_static_figure(model, codes):
     mu, labels = codes
     ex = W.LatentExplorer(model, mu, labels, label_name="digit")
     points, names = ex.centres()
-    medoids = W.class_medoids(mu, labels)
+    medoids = latent.class_medoids(mu, labels)
     assert names == sorted(medoids) and np.allclose(points, mu[list(medoids.values())])
     fig = ex.figure()
     assert len(fig.axes) == 1 + len(names)  # the map and one decoded digit per class
@@ -242,7 +158,7 @@ def test_latent_explorer_centres_and_static_figure(model, codes):
 
 def test_latent_map_with_legend_is_wider_and_keeps_pixels(codes):
     mu, labels = codes
-    plain, legend = W.LatentMap(mu, labels), W.LatentMap(mu, labels, label_name="digit")
+    plain, legend = maps.LatentMap(mu, labels), maps.LatentMap(mu, labels, label_name="digit")
     assert plain.rgb.shape[0] == plain.rgb.shape[1] and legend.rgb.shape[1] > legend.rgb.shape[0]
     r0, c0 = legend.pixel(0, 0)
     r1, c1 = legend.pixel(1, 1)
@@ -273,8 +189,8 @@ def test_grid_size_and_epoch_frames_with_z_ticks(model):
     from PIL import Image
 
     frames = W.manifold_frames(model.config, {0: model.state_dict(), 1: model.state_dict()}, n=4)
-    assert W.grid_size(frames[0]) == 4 and W.grid_size(frames[0], (28, 20)) is None
-    assert W.grid_size(np.zeros((5, 5))) is None
+    assert png.grid_size(frames[0]) == 4 and png.grid_size(frames[0], (28, 20)) is None
+    assert png.grid_size(np.zeros((5, 5))) is None
     ex = W.EpochExplorer(frames)
     assert ex.n == 4
     w, h = Image.open(BytesIO(ex.pngs[0])).size
@@ -285,40 +201,13 @@ def test_grid_size_and_epoch_frames_with_z_ticks(model):
     plt.close(fig)
 
 
-def test_neighbour_fractions():
-    g = np.random.default_rng(4)
-    # two far-apart classes, and a third mixed evenly into the second
-    mu = np.concatenate([g.normal(size=(60, 2)), g.normal(size=(60, 2)) + 50, g.normal(size=(60, 2)) + 50])
-    labels = np.repeat([0, 1, 2], 60)
-    f = W.neighbour_fractions(mu, labels, k=5)
-    np.testing.assert_allclose(f.sum(1), 1)
-    assert f[0, 0] == 1 and f[1, 0] == 0 and f[2, 0] == 0
-    assert 0.3 < f[1, 2] < 0.7 and 0.3 < f[2, 1] < 0.7  # 1 and 2 crowd each other
-    # by hand for a tiny set: each point's single nearest other
-    tiny = np.array([[0.0, 0], [1, 0], [3, 0]])
-    np.testing.assert_allclose(W.neighbour_fractions(tiny, np.array([0, 1, 1]), k=1), [[0, 1], [0.5, 0.5]])
-    sub = W.neighbour_fractions(mu, labels, k=5, n_queries=90, seed=1)
-    np.testing.assert_allclose(sub.sum(1), 1)
-
-
-def test_best_match_log_likelihood_by_hand():
-    ref = np.array([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0], [0.5, 0.5, 0.5]])
-    y = np.array([[0.9, 0.2, 0.6], [0.1, 0.1, 0.9]])
-    by_hand = np.array([[np.sum(x * np.log(yy) + (1 - x) * np.log(1 - yy)) for x in ref] for yy in y]).max(1)
-    np.testing.assert_allclose(W.best_match_log_likelihood(y, ref), by_hand, rtol=1e-12)
-    np.testing.assert_allclose(W.best_match_log_likelihood(y, torch.tensor(ref), chunk=1), by_hand, rtol=1e-12)
-    scores, index = W.best_match(y, ref)
-    np.testing.assert_array_equal(index, [0, 1])  # y[0] is closest to ref[0], y[1] to ref[1]
-    np.testing.assert_allclose(scores, by_hand, rtol=1e-12)
-
-
 def test_draw_density_ratio_labels():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots()
-    r = W.draw_density_ratio(ax, np.zeros((1, 2)), np.ones((1, 2)), n=21)  # q = p: log ratio 0 everywhere
+    r = maps.draw_density_ratio(ax, np.zeros((1, 2)), np.ones((1, 2)), n=21)  # q = p: log ratio 0 everywhere
     assert r.shape == (21, 21)
     np.testing.assert_allclose(r, 0, atol=1e-12)
     assert ax.get_xlabel() == "$z_1$" and "log_{10}" in fig.axes[1].get_ylabel()

@@ -3,14 +3,15 @@
 Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014 (arXiv:1312.6114).
 
     core         data, models, elbo (objectives, estimators), config, train (Algorithm 1), run,
-                 evaluate, importance; download, io, checkpoints, cache (files and the model cache)
+                 evaluate, importance, latent; download, io, checkpoints, cache (files and the
+                 model cache)
     theory       linear_gaussian (a closed-form model), gradients (score-function vs pathwise
                  gradients, and the gradient variance of the SGVB estimators A and B)
     baselines    hmc, marginal (Appendix D), wake_sleep, mcem, compare (Figure 3)
-    front end    plots, widgets
+    front end    plots, maps, png, widgets
     colab        installs the package on Colab without changing what Colab ships
 
-The core never imports plots or widgets. Importing this package does not import torch (so
+The core never imports the front end. Importing this package does not import torch (so
 `vae_utils.colab` runs before torch is installed).
 """
 __version__ = "0.1.0"
