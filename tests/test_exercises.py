@@ -1,0 +1,70 @@
+"""Every exercise's checker: it accepts the reference solution, gives each named mistake the
+message meant for it, says "not attempted" to a stub, and reports an error without raising."""
+import importlib
+import pkgutil
+
+import pytest
+import torch
+
+import vae_utils.exercises as E
+
+MODULES = [importlib.import_module(f"vae_utils.exercises.{m.name}") for m in pkgutil.iter_modules(E.__path__)]
+EXERCISES = [ex for module in MODULES for ex in E.exercises_of(module)]
+MISTAKES = [(ex, m) for ex in EXERCISES for m in ex.mistakes]
+
+
+def test_every_notebook_module_has_exercises():
+    assert MODULES and all(E.exercises_of(m) for m in MODULES)
+    keys = [ex.key for ex in EXERCISES]
+    assert len(set(keys)) == len(keys), f"two exercises share a key: {sorted(keys)}"
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=lambda ex: ex.key)
+def test_the_reference_solution_passes(ex):
+    fb = ex.check(ex.reference)
+    assert fb.passed, fb
+
+
+@pytest.mark.parametrize("ex,mistake", MISTAKES, ids=lambda v: getattr(v, "key", getattr(v, "name", "")))
+def test_each_named_mistake_gets_its_own_message(ex, mistake):
+    fb = ex.check(mistake.answer)
+    assert fb.status == E.MISTAKE and fb.mistake == mistake.name, fb
+    assert mistake.message in repr(fb)
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=lambda ex: ex.key)
+def test_a_stub_is_not_attempted_and_an_error_does_not_raise(ex):
+    def stub(*args):
+        raise NotImplementedError
+    fb = ex.check(stub)
+    assert fb.status == E.NOT_ATTEMPTED and ".hint()" in fb.message and ".solution()" in fb.message
+
+    def broken(*args):
+        raise ValueError("shapes do not match")
+    fb = ex.check(broken)
+    assert fb.status == E.ERROR and "ValueError: shapes do not match" in fb.message
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=lambda ex: ex.key)
+def test_hint_and_solution_fold_their_text(ex):
+    assert ex.hint_text.strip(), f"{ex.key} has no hint"
+    assert "<details>" in ex.hint()._repr_html_()
+    shown = ex.solution()
+    assert f"def {ex.reference.__name__}(" in repr(shown) and "<details>" in shown._repr_html_()
+
+
+def test_an_unnamed_wrong_answer_is_told_where_it_differs():
+    from vae_utils.exercises import nb01
+    fb = nb01.kl.check(lambda mu, logvar: nb01.kl_to_prior(mu, logvar) + 0.5)
+    assert fb.status == E.WRONG and "test input 1 of 3" in fb.message and "expected" in fb.message
+    fb = nb01.kl.check(lambda mu, logvar: nb01.kl_to_prior(mu, logvar)[:1])
+    assert fb.status == E.WRONG and "expected shape (5,), got shape (1,)" in fb.message
+
+
+def test_outputs_close_compares_shape_type_and_value():
+    assert E.outputs_close(torch.ones(3), torch.ones(3).double()) and E.outputs_close(2.0, torch.tensor(2.0))
+    assert not E.outputs_close(torch.ones(3), [1.0, 1.0, 1.0])  # a list is a sequence of results
+    assert not E.outputs_close(torch.ones(3), torch.ones(3, 1))
+    assert not E.outputs_close(torch.ones(2), (torch.ones(2),))
+    assert E.outputs_close((torch.ones(2), 3.0), [torch.ones(2), 3.0 + 1e-9])
+    assert not E.outputs_close("a string", torch.ones(1))
