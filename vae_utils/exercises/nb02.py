@@ -1,0 +1,408 @@
+"""Exercises of notebook 02 (the reparameterization trick, the SGVB estimators): checkers and
+reference solutions.
+
+Two probes recognise what output comparisons cannot: a gradient that does not reach the
+parameters (`.sample()`, `.detach()`, `torch.no_grad()`, `.item()` or numpy in the way), and
+noise drawn inside the answer instead of the noise passed in (two calls with the same inputs
+disagree).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import Exercise, Mistake, outputs_close
+
+F64 = torch.float64
+
+
+def _gradient_probe(reference, make_args, wrt, name="gradients blocked"):
+    """A probe: `name` if the answer's value carries no gradient to the arguments `wrt`
+    (indices), or if its value is the reference's but its gradient is not; else None.
+
+    make_args() returns fresh arguments whose entries at `wrt` are leaves requiring grad.
+    """
+    def probe(answer):
+        args = make_args()
+        try:
+            got = answer(*args)
+        except Exception as err:  # .numpy() on a tensor that requires grad: the graph is cut
+            return name if "numpy" in str(err) else None
+        if not torch.is_tensor(got) or not got.requires_grad:
+            return name
+        ref_args = make_args()
+        want = reference(*ref_args)
+        if not outputs_close(got.detach(), want.detach()):
+            return None  # a wrong value: the comparison of outputs says which
+        g_got = torch.autograd.grad(got.sum(), [args[i] for i in wrt], allow_unused=True)
+        g_want = torch.autograd.grad(want.sum(), [ref_args[i] for i in wrt])
+        if any(g is None or not torch.allclose(g, w, rtol=1e-6, atol=1e-9) for g, w in zip(g_got, g_want)):
+            return name
+        return None
+    return probe
+
+
+def _fresh_noise_probe(make_args, name="own noise"):
+    """A probe: `name` if two calls on the same inputs disagree (the answer draws its own noise)."""
+    def probe(answer):
+        try:
+            with torch.no_grad():
+                a, b = answer(*make_args()), answer(*make_args())
+        except Exception:
+            return None
+        return None if outputs_close(a, b, rtol=0, atol=0) else name
+    return probe
+
+
+# -- 1. The reparameterized sample, section 2.4 -------------------------------------------------
+
+def reparameterize(mu, logvar, eps):
+    """z = mu + sigma * eps with sigma = exp(logvar / 2) (section 2.4, eq. 10's z^(i,l)):
+    the same shape as eps; eps ~ N(0, I) is given, so z is a differentiable function of (mu, logvar)."""
+    return mu + torch.exp(0.5 * logvar) * eps
+
+
+def _reparam_cases():
+    g = torch.Generator().manual_seed(0)
+    mu, logvar = torch.randn(5, 3, generator=g, dtype=F64), torch.randn(5, 3, generator=g, dtype=F64) - 0.5
+    eps = torch.randn(5, 3, generator=g, dtype=F64)
+    return [(mu, logvar, eps),
+            (torch.full((4, 1), 2.0, dtype=F64), torch.full((4, 1), -3.0, dtype=F64), torch.randn(4, 1, generator=g, dtype=F64))]
+
+
+def _reparam_grad_args():
+    mu, logvar, eps = _reparam_cases()[0]
+    return mu.requires_grad_(True), logvar.requires_grad_(True), eps
+
+
+reparam = Exercise(
+    "02.1", "the reparameterized sample z = mu + sigma * eps", reparameterize, _reparam_cases,
+    mistakes=[
+        Mistake("gradients blocked",
+                "no gradient reaches mu and log sigma^2 through your z: `.sample()`, `.detach()`, "
+                "`torch.no_grad()`, `.item()` or numpy cut the graph. Compute z = mu + sigma * eps with "
+                "tensor operations on mu and logvar (what `.rsample()` does).",
+                lambda mu, logvar, eps: (mu + torch.exp(0.5 * logvar) * eps).detach()),
+        Mistake("own noise",
+                "your z changes between two calls with the same eps: you drew fresh noise (`torch.randn`, "
+                "`.rsample()`) instead of using the `eps` passed in. Use eps itself.",
+                lambda mu, logvar, eps: mu + torch.exp(0.5 * logvar) * torch.randn_like(eps)),
+        Mistake("sigma = exp(logvar)",
+                "your scale is exp(logvar) = sigma^2, the variance: the standard deviation is "
+                "sigma = exp(logvar / 2), so z = mu + exp(0.5 * logvar) * eps.",
+                lambda mu, logvar, eps: mu + torch.exp(logvar) * eps),
+        Mistake("deterministic z",
+                "you returned z = mu: no sample at all, so the expectation over q becomes one point and no "
+                "gradient reaches log sigma^2. Add sigma * eps.",
+                lambda mu, logvar, eps: mu),
+        Mistake("missing mu",
+                "your z is sigma * eps, centred at 0: the location mu is missing. z = mu + sigma * eps.",
+                lambda mu, logvar, eps: torch.exp(0.5 * logvar) * eps),
+    ],
+    probes=[_gradient_probe(reparameterize, _reparam_grad_args, wrt=(0, 1)),
+            _fresh_noise_probe(lambda: _reparam_cases()[0])],
+    hint="""
+        The noise is given: eps ~ N(0, I), the same shape as mu. Scale it by the standard
+        deviation and shift it by the mean. `logvar` is log sigma^2, so sigma = exp(logvar / 2).
+        Do not call .sample() or torch.randn: the point is that z is a plain differentiable
+        function of (mu, logvar) at fixed eps, so autograd can reach the encoder.
+    """,
+)
+
+
+# -- 2. An inverse-CDF rsample: the Laplace distribution ----------------------------------------
+
+def laplace_rsample(loc, scale, u):
+    """z = F^{-1}(u) for Laplace(loc, scale), u ~ U(0, 1) given (section 2.4, the inverse-CDF approach):
+
+        F(z) = 1/2 exp((z - loc) / scale)          for z < loc
+               1 - 1/2 exp(-(z - loc) / scale)     for z >= loc
+        F^{-1}(u) = loc - scale * sign(u - 1/2) * log(1 - 2 |u - 1/2|)
+
+    Broadcasts loc, scale and u; E[z] = loc and Var[z] = 2 scale^2.
+    """
+    return loc - scale * torch.sign(u - 0.5) * torch.log1p(-2 * (u - 0.5).abs())
+
+
+def _laplace_cases():
+    g = torch.Generator().manual_seed(1)
+    loc, scale = torch.tensor([0.5, -1.0, 2.0], dtype=F64), torch.tensor([0.5, 2.0, 1.7], dtype=F64)
+    u = torch.rand(6, 3, generator=g, dtype=F64) * 0.98 + 0.01
+    u[0] = torch.tensor([0.02, 0.5, 0.97], dtype=F64)
+    return [(loc, scale, u), (torch.tensor(0.3, dtype=F64), torch.tensor(0.7, dtype=F64),
+                              torch.linspace(0.05, 0.95, 7, dtype=F64))]
+
+
+def _laplace_grad_args():
+    loc, scale, u = _laplace_cases()[0]
+    return loc.requires_grad_(True), scale.requires_grad_(True), u
+
+
+laplace = Exercise(
+    "02.2", "an inverse-CDF rsample for the Laplace distribution", laplace_rsample, _laplace_cases,
+    mistakes=[
+        Mistake("gradients blocked",
+                "no gradient reaches loc and scale through your z (`.detach()`, `.item()`, numpy or scipy "
+                "in the way): an rsample is only useful if z is a differentiable function of the parameters. "
+                "Write F^{-1}(u) with torch operations.",
+                lambda loc, scale, u: laplace_rsample(loc, scale, u).detach()),
+        Mistake("own noise",
+                "your z changes between two calls with the same u: you drew fresh noise (`torch.rand`, "
+                "`.rsample()`) instead of transforming the `u` passed in.",
+                lambda loc, scale, u: laplace_rsample(loc, scale, torch.rand_like(u))),
+        Mistake("missing minus",
+                "your z decreases as u grows: log(1 - 2|u - 1/2|) is never positive, so F^{-1} needs the minus sign, "
+                "z = loc - scale * sign(u - 1/2) * log(1 - 2|u - 1/2|). (Your draws are the mirror image about loc: "
+                "still Laplace-distributed by symmetry, but not F^{-1}(u).)",
+                lambda loc, scale, u: loc + scale * torch.sign(u - 0.5) * torch.log1p(-2 * (u - 0.5).abs())),
+        Mistake("one-sided",
+                "your z never falls below loc: loc - scale * log(1 - u) is the Exponential's inverse CDF, shifted. "
+                "The Laplace is two-sided: invert each half of its CDF, split at u = 1/2.",
+                lambda loc, scale, u: loc - scale * torch.log1p(-u)),
+        Mistake("scale as rate",
+                "you divided by scale: the Exponential's rate divides, but the Laplace's scale multiplies "
+                "(Var[z] = 2 scale^2). z = loc - scale * sign(u - 1/2) * log(1 - 2|u - 1/2|).",
+                lambda loc, scale, u: loc - torch.sign(u - 0.5) * torch.log1p(-2 * (u - 0.5).abs()) / scale),
+        Mistake("missing 2",
+                "the factor 2 inside the log is missing: 1 - |u - 1/2| never drops below 1/2, so your z stays "
+                "within scale * log 2 of loc. It is log(1 - 2|u - 1/2|), which runs from 0 at u = 1/2 to -inf at the ends.",
+                lambda loc, scale, u: loc - scale * torch.sign(u - 0.5) * torch.log1p(-(u - 0.5).abs())),
+    ],
+    probes=[_gradient_probe(laplace_rsample, _laplace_grad_args, wrt=(0, 1)),
+            _fresh_noise_probe(lambda: _laplace_cases()[0])],
+    hint="""
+        Solve u = F(z) for z on each side. For u < 1/2 (z < loc): u = 1/2 exp((z - loc)/scale),
+        so z = loc + scale * log(2u). For u >= 1/2: z = loc - scale * log(2 - 2u). Both are
+        loc - scale * sign(u - 1/2) * log(1 - 2|u - 1/2|); torch.sign, .abs() and torch.log1p
+        do it in one line, with no Python `if` (u is a tensor). Check: u = 1/2 gives loc, and
+        with u = torch.rand(100_000) the mean is about loc and the variance about 2 scale^2.
+    """,
+)
+
+
+# -- 3. Estimator B (eq. 7) with the Bernoulli decoder of Appendix C.1 ----------------------------
+
+def estimator_b(decoder, x, mu, logvar, eps):
+    """Estimator B (eq. 7), one value per datapoint: shape (B,).
+
+        L^B = -KL(q(z|x) || N(0, I)) + 1/L sum_l log p(x | z_l),   z_l = mu + sigma * eps_l,
+        -KL = 1/2 sum_j (1 + log sigma_j^2 - mu_j^2 - sigma_j^2)                        (Appendix B)
+        log p(x|z) = sum_i x_i log y_i + (1 - x_i) log(1 - y_i),  y = decoder(z)       (Appendix C.1)
+
+    x is (B, D) binary, mu and logvar (B, J), eps (L, B, J); decoder maps (L, B, J) to (L, B, D).
+    """
+    z = mu + torch.exp(0.5 * logvar) * eps                                  # (L, B, J)
+    y = decoder(z)                                                          # (L, B, D)
+    log_lik = (x * torch.log(y) + (1 - x) * torch.log(1 - y)).sum(-1)       # summed over the D pixels
+    neg_kl = 0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(-1)
+    return neg_kl + log_lik.mean(0)
+
+
+def _bernoulli_decoder(z_dim, x_dim, hidden, seed):
+    """Appendix C.1's decoder y = sigmoid(W2 tanh(W1 z + b1) + b2), with fixed random weights."""
+    g = torch.Generator().manual_seed(seed)
+    W1, b1 = torch.randn(hidden, z_dim, generator=g, dtype=F64), torch.randn(hidden, generator=g, dtype=F64)
+    W2, b2 = torch.randn(x_dim, hidden, generator=g, dtype=F64), torch.randn(x_dim, generator=g, dtype=F64)
+
+    def decoder(z):
+        """Bernoulli means y, one per pixel: (..., J) -> (..., D)."""
+        return torch.sigmoid(torch.tanh(z @ W1.T + b1) @ W2.T + b2)
+    return decoder
+
+
+def _b_cases():
+    cases = []
+    for seed, (D, J, L, B) in enumerate([(6, 2, 3, 4), (5, 3, 1, 3), (8, 1, 2, 2)]):
+        g = torch.Generator().manual_seed(20 + seed)
+        x = (torch.rand(B, D, generator=g, dtype=F64) < 0.4).to(F64)
+        mu = torch.randn(B, J, generator=g, dtype=F64)
+        logvar = torch.randn(B, J, generator=g, dtype=F64) - 1
+        eps = torch.randn(L, B, J, generator=g, dtype=F64)
+        cases.append((_bernoulli_decoder(J, D, 5, seed), x, mu, logvar, eps))
+    return cases
+
+
+def _b_grad_args():
+    decoder, x, mu, logvar, eps = _b_cases()[0]
+    return decoder, x, mu.requires_grad_(True), logvar.requires_grad_(True), eps
+
+
+def _b_parts(decoder, x, mu, logvar, eps):
+    """Per-pixel log p(x_i|z_l), (L, B, D), and KL, (B,): the mistakes' pieces."""
+    y = decoder(mu + torch.exp(0.5 * logvar) * eps)
+    return x * torch.log(y) + (1 - x) * torch.log(1 - y), -0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(-1)
+
+
+def _b_kl_sign(decoder, x, mu, logvar, eps):
+    per_pixel, kl = _b_parts(decoder, x, mu, logvar, eps)
+    return per_pixel.sum(-1).mean(0) + kl
+
+
+def _b_pixel_mean(decoder, x, mu, logvar, eps):
+    per_pixel, kl = _b_parts(decoder, x, mu, logvar, eps)
+    return per_pixel.mean(-1).mean(0) - kl
+
+
+def _b_reduction_mean(decoder, x, mu, logvar, eps):
+    per_pixel, kl = _b_parts(decoder, x, mu, logvar, eps)
+    return per_pixel.mean() - kl                        # F.binary_cross_entropy's default reduction="mean"
+
+
+def _b_deterministic(decoder, x, mu, logvar, eps):
+    per_pixel, kl = _b_parts(decoder, x, mu, logvar, 0 * eps)
+    return per_pixel.sum(-1).mean(0) - kl
+
+
+def _b_sum_over_samples(decoder, x, mu, logvar, eps):
+    per_pixel, kl = _b_parts(decoder, x, mu, logvar, eps)
+    return per_pixel.sum(-1).sum(0) - kl
+
+
+def _b_detached(decoder, x, mu, logvar, eps):
+    z = (mu + torch.exp(0.5 * logvar) * eps).detach()
+    y = decoder(z)
+    return (x * torch.log(y) + (1 - x) * torch.log(1 - y)).sum(-1).mean(0) - _b_parts(decoder, x, mu, logvar, eps)[1]
+
+
+sgvb_b = Exercise(
+    "02.3", "estimator B (eq. 7) with a Bernoulli decoder", estimator_b, _b_cases,
+    mistakes=[
+        Mistake("gradients blocked",
+                "your value is right, but no gradient flows through z (a `.detach()`, `torch.no_grad()` or "
+                "`.sample()` cut it): only the KL term's gradient would reach the encoder. Compute "
+                "z = mu + sigma * eps inside the graph.", _b_detached),
+        Mistake("KL sign", "the KL term has the wrong sign: eq. 7 is -KL + reconstruction, and the KL "
+                "(Appendix B) is never negative; your estimate adds it.", _b_kl_sign),
+        Mistake("mean over pixels",
+                "you averaged log p(x|z) over the D pixels: Appendix C.1 sums them, log p(x|z) = sum_i "
+                "[x_i log y_i + (1 - x_i) log(1 - y_i)]. The mean shrinks the reconstruction term D times "
+                "next to the KL.", _b_pixel_mean),
+        Mistake("reduction mean",
+                "one reconstruction number for the whole batch, averaged over samples, datapoints and pixels: "
+                "that is `F.binary_cross_entropy`'s default reduction='mean'. Use reduction='none' (or write "
+                "the log-likelihood), sum over pixels, average over the L samples.", _b_reduction_mean),
+        Mistake("deterministic z",
+                "your reconstruction term does not depend on eps: you decoded z = mu. Eq. 7 averages "
+                "log p(x|z_l) over samples z_l = mu + sigma * eps_l.", _b_deterministic),
+        Mistake("sum over samples",
+                "you summed log p(x|z_l) over the L samples: eq. 7 averages them, 1/L sum_l, or the "
+                "reconstruction term grows with L.", _b_sum_over_samples),
+    ],
+    probes=[_gradient_probe(estimator_b, _b_grad_args, wrt=(2, 3))],
+    hint="""
+        Three lines. z = mu + exp(logvar / 2) * eps, shape (L, B, J); y = decoder(z), (L, B, D).
+        log p(x|z) = (x * log y + (1 - x) * log(1 - y)) summed over the last dimension (pixels),
+        then averaged over dim 0 (the L samples): one value per datapoint. Subtract Appendix B's
+        KL, 1/2 sum_j (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2) (exercise 01.1, or
+        vae_utils.elbo.kl_to_standard_normal). Shapes: (B,) - (B,).
+    """,
+)
+
+
+# -- 4. The score-function estimator with a baseline (section 2.2, a control variate) ------------
+
+def score_grad_baseline(fz, z, mu, sigma):
+    """Per-sample score-function estimates of (d/dmu, d/dsigma) E_{N(mu, sigma^2)}[f(z)], with a
+    leave-one-out baseline b_i = mean of f over the other n - 1 samples: shape (n, 2).
+
+        g_i = (f(z_i) - b_i) * grad log N(z_i; mu, sigma^2)                          (section 2.2)
+        d/dmu log N = (z - mu) / sigma^2,   d/dsigma log N = ((z - mu)^2 - sigma^2) / sigma^3
+
+    fz = f(z_i) and z are (n,) with z_i ~ N(mu, sigma^2); b_i does not depend on z_i, so
+    E[b_i grad log N(z_i)] = 0: the baseline adds no bias.
+    """
+    n = fz.shape[0]
+    b = (fz.sum() - fz) / (n - 1)
+    score = torch.stack([(z - mu) / sigma**2, ((z - mu) ** 2 - sigma**2) / sigma**3], dim=-1)
+    return (fz - b)[:, None] * score
+
+
+def _baseline_cases():
+    g = torch.Generator().manual_seed(3)
+    cases = []
+    for n, mu, sigma, f in [(6, 0.5, 1.5, lambda z: z**2 + 100), (4, -1.0, 0.6, torch.sin), (9, 2.0, 0.8, torch.exp)]:
+        z = mu + sigma * torch.randn(n, generator=g, dtype=F64)
+        cases.append((f(z), z, mu, sigma))
+    return cases
+
+
+def _loo(fz):
+    return (fz.sum() - fz) / (fz.shape[0] - 1)
+
+
+def _scores(z, mu, sigma):
+    return torch.stack([(z - mu) / sigma**2, ((z - mu) ** 2 - sigma**2) / sigma**3], dim=-1)
+
+
+baseline = Exercise(
+    "02.4", "the score-function estimator with a leave-one-out baseline", score_grad_baseline, _baseline_cases,
+    mistakes=[
+        Mistake("no baseline",
+                "no baseline: you multiplied f(z_i) itself by the score. Subtract b_i, the mean of f over "
+                "the other n - 1 samples, (sum_j f(z_j) - f(z_i)) / (n - 1).",
+                lambda fz, z, mu, sigma: fz[:, None] * _scores(z, mu, sigma)),
+        Mistake("own sample in baseline",
+                "your baseline is the mean of all n values, f(z_i) included: it then depends on z_i, and "
+                "f(z_i) - mean = (n - 1)/n (f(z_i) - b_i) shrinks the gradient by (n - 1)/n, a bias. "
+                "Leave sample i out: b_i = (sum_j f(z_j) - f(z_i)) / (n - 1).",
+                lambda fz, z, mu, sigma: (fz - fz.mean())[:, None] * _scores(z, mu, sigma)),
+        Mistake("baseline added",
+                "you added the baseline: (f(z_i) + b_i) doubles the offset instead of removing it. "
+                "Subtract it: (f(z_i) - b_i) * score.",
+                lambda fz, z, mu, sigma: (fz + _loo(fz))[:, None] * _scores(z, mu, sigma)),
+        Mistake("mu-score over sigma",
+                "your d/dmu column divides by sigma, not sigma^2: d/dmu log N(z; mu, sigma^2) = (z - mu) / sigma^2.",
+                lambda fz, z, mu, sigma: (fz - _loo(fz))[:, None] * torch.stack(
+                    [(z - mu) / sigma, ((z - mu) ** 2 - sigma**2) / sigma**3], dim=-1)),
+        Mistake("sigma-score without -1/sigma",
+                "your d/dsigma column misses the normalizer's term: log N contains -log sigma, so "
+                "d/dsigma log N = (z - mu)^2 / sigma^3 - 1/sigma = ((z - mu)^2 - sigma^2) / sigma^3.",
+                lambda fz, z, mu, sigma: (fz - _loo(fz))[:, None] * torch.stack(
+                    [(z - mu) / sigma**2, (z - mu) ** 2 / sigma**3], dim=-1)),
+    ],
+    hint="""
+        Two pieces. The baseline: b = (fz.sum() - fz) / (n - 1) gives every sample the mean of
+        the others at once. The score of N(mu, sigma^2) at z: (z - mu) / sigma^2 for mu and
+        ((z - mu)^2 - sigma^2) / sigma^3 for sigma; stack them as the last dimension, shape (n, 2).
+        Multiply: (fz - b)[:, None] * score.
+    """,
+)
+
+
+class Report:
+    """Printed lines (the text of a measurement), shown as is in a notebook."""
+
+    def __init__(self, lines):
+        self.lines = list(lines)
+
+    def __repr__(self) -> str:
+        return "\n".join(self.lines)
+
+
+def variance_drop(answer, n: int = 100_000, mu: float = 0.5, sigma: float = 1.0, offset: float = 100.0,
+                  seed: int = 0) -> Report:
+    """Measure what a baseline buys on section 3a's f(z) = z^2 + offset, once `answer` passes 02.4.
+
+    Draws n samples z ~ N(mu, sigma^2) (fixed seed) and compares the single-sample variance of
+    the score-function estimate without a baseline and with `answer`'s, and the mean of
+    `answer`'s with the exact gradient (2 mu, 2 sigma). Never raises.
+    """
+    fb = baseline.check(answer)
+    if not fb.passed:
+        return Report([f"The measurement waits for 02.4 to pass. Now: {fb!r}"])
+    z = mu + sigma * torch.randn(n, generator=torch.Generator().manual_seed(seed), dtype=F64)
+    fz = z**2 + offset
+    try:
+        with_b = answer(fz, z, mu, sigma)
+    except Exception as err:
+        return Report([f"`{getattr(answer, '__name__', 'your function')}` raised {type(err).__name__}: {err}"])
+    without = fz[:, None] * _scores(z, mu, sigma)
+    exact = (2 * mu, 2 * sigma)
+    lines = [f"f(z) = z^2 + {offset:g}, mu = {mu}, sigma = {sigma}, n = {n:,} samples"]
+    for k, name in enumerate(["mu", "sigma"]):
+        se = with_b[:, k].std().item() / math.sqrt(n)
+        v0, v1 = without[:, k].var().item(), with_b[:, k].var().item()
+        lines.append(f"d/d{name:<5}: exact {exact[k]:.3f}; with your baseline {with_b[:, k].mean().item():.3f} "
+                     f"± {se:.3f}; variance {v0:,.1f} without a baseline, {v1:,.2f} with: {v0 / v1:,.0f}x lower")
+    return Report(lines)
