@@ -1,6 +1,8 @@
 """Every exercise's checker: it accepts the reference solution, gives each named mistake the
 message meant for it, says "not attempted" to a stub, and reports an error without raising."""
 import importlib
+import inspect
+import math
 import pkgutil
 
 import pytest
@@ -68,3 +70,30 @@ def test_outputs_close_compares_shape_type_and_value():
     assert not E.outputs_close(torch.ones(2), (torch.ones(2),))
     assert E.outputs_close((torch.ones(2), 3.0), [torch.ones(2), 3.0 + 1e-9])
     assert not E.outputs_close("a string", torch.ones(1))
+
+
+def test_a_stub_called_by_a_finished_answer_is_named():
+    from vae_utils.exercises import nb01
+
+    def log_normal(z, mu, logvar):
+        raise NotImplementedError
+
+    def elbo_estimate(model, x, mu, logvar, eps):  # finished, but calls the stub of exercise 01.2
+        z = mu + torch.exp(0.5 * logvar) * eps
+        return (model.log_likelihood(x, z) + model.log_prior(z) - log_normal(z, mu, logvar)).mean(0)
+
+    fb = nb01.bound.check(elbo_estimate)
+    assert fb.status == E.ERROR and "calls `log_normal`, which is still a stub" in fb.message
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=lambda ex: ex.key)
+def test_each_solution_runs_when_pasted_into_a_notebook(ex):
+    # what .solution() shows must work in the notebook: torch, math, F and the exercise module
+    # (imported as `ex`) are there, and so are the functions of the exercises before it
+    module = next(m for m in MODULES if ex in E.exercises_of(m))
+    earlier = E.exercises_of(module)[:E.exercises_of(module).index(ex)]
+    namespace = {"torch": torch, "math": math, "F": torch.nn.functional, "ex": module,
+                 **{e.reference.__name__: e.reference for e in earlier}}
+    exec(inspect.getsource(ex.reference), namespace)
+    fb = ex.check(namespace[ex.reference.__name__])
+    assert fb.passed, f"{ex.key}'s solution, pasted alone: {fb}"

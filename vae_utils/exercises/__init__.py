@@ -27,6 +27,7 @@ from __future__ import annotations
 import html
 import inspect
 import textwrap
+import traceback
 from dataclasses import dataclass
 from typing import Callable
 
@@ -151,9 +152,13 @@ class Exercise:
         args = self.cases()
         try:
             got = [answer(*a) for a in args]
-        except NotImplementedError:
-            return self._feedback(NOT_ATTEMPTED, f"not attempted yet: write the body of `{name}`, then run "
-                                  f"this cell again. Stuck? `.hint()`, then `.solution()`.")
+        except NotImplementedError as err:
+            stub = traceback.extract_tb(err.__traceback__)[-1].name  # the function that raised it
+            if stub in (name, "<lambda>"):
+                return self._feedback(NOT_ATTEMPTED, f"not attempted yet: write the body of `{name}`, then "
+                                      f"run this cell again. Stuck? `.hint()`, then `.solution()`.")
+            return self._feedback(ERROR, f"`{name}` calls `{stub}`, which is still a stub (it raises "
+                                  f"NotImplementedError): write `{stub}` first, or call the package's version.")
         except Exception as err:  # the reader's code failed: say where, do not raise
             return self._feedback(ERROR, f"`{name}` raised {type(err).__name__}: {err}")
         for probe in self.probes:

@@ -1,10 +1,14 @@
 """Exercises of notebook 03 (AEVB on MNIST): checkers and reference solutions."""
 from __future__ import annotations
 
+import sys
+
 import torch
 import torch.nn.functional as F
 
 from . import Exercise, Mistake
+
+ex = sys.modules[__name__]  # solutions read as in the notebook, which imports this module as `ex`
 
 F64 = torch.float64
 
@@ -131,7 +135,7 @@ def aevb_step(params, x, eps, lr):
     g = grad of (1/M) sum_i L(x_i) (eq. 8 divided by N, estimator B with the given eps);
     theta, phi <- theta, phi + lr * g.
     """
-    mu, logvar, decoder = tiny_vae(params, x)
+    mu, logvar, decoder = ex.tiny_vae(params, x)
     L = estimator_b(x, mu, logvar, eps, decoder).mean()       # the minibatch average of the bound
     g = torch.autograd.grad(L, params)                        # g = grad_{theta, phi} L
     return tuple((p + lr * gp).detach() for p, gp in zip(params, g))  # ascent: the bound goes up
