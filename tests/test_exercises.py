@@ -97,3 +97,19 @@ def test_each_solution_runs_when_pasted_into_a_notebook(ex):
     exec(inspect.getsource(ex.reference), namespace)
     fb = ex.check(namespace[ex.reference.__name__])
     assert fb.passed, f"{ex.key}'s solution, pasted alone: {fb}"
+
+
+def test_a_probe_that_raises_is_reported_not_raised():
+    def probe(answer):
+        x = torch.ones(2, requires_grad=True)
+        return torch.autograd.grad(answer(x).sum(), x) and None
+    ex = E.Exercise("00.1", "doubling", lambda x: 2 * x, lambda: [(torch.ones(3),)], probes=[probe], hint="2 x")
+
+    def in_place(x):
+        return x.mul_(2)  # on a leaf that requires grad: autograd refuses
+    fb = ex.check(in_place)
+    assert fb.status == E.ERROR and "in-place" in fb.message and "RuntimeError" in fb.message
+
+
+def test_a_scalar_result_is_described_without_entries():
+    assert E.describe_difference(3, 2) == "expected 2, got 3"

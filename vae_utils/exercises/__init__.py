@@ -108,6 +108,8 @@ def describe_difference(got, want) -> str:
     w = torch.as_tensor(want, dtype=torch.float64)
     if g.shape != w.shape:
         return f"expected shape {tuple(w.shape)}, got shape {tuple(g.shape)}"
+    if w.dim() == 0:
+        return f"expected {w.item():.6g}, got {g.item():.6g}"
     k = int((g - w).abs().nan_to_num(float("inf")).flatten().argmax()) if g.numel() else 0
     return (f"values differ: at entry {k} expected {w.flatten()[k].item():.6g}, "
             f"got {g.flatten()[k].item():.6g}")
@@ -162,7 +164,12 @@ class Exercise:
         except Exception as err:  # the reader's code failed: say where, do not raise
             return self._feedback(ERROR, f"`{name}` raised {type(err).__name__}: {err}")
         for probe in self.probes:
-            found = probe(answer)
+            try:
+                found = probe(answer)
+            except Exception as err:  # e.g. autograd cannot differentiate an answer that works in place
+                return self._feedback(ERROR, f"`{name}` fails when its inputs require gradients "
+                                      f"({type(err).__name__}: {err}). Avoid in-place operations "
+                                      "(`+=`, `.add_()`, `.mul_()`) on tensors autograd needs.")
             if found is not None:
                 return self._feedback(MISTAKE, self._by_name(found).message, found)
         want = [self.reference(*a) for a in self.cases()]
