@@ -113,3 +113,18 @@ def test_a_probe_that_raises_is_reported_not_raised():
 
 def test_a_scalar_result_is_described_without_entries():
     assert E.describe_difference(3, 2) == "expected 2, got 3"
+
+
+def test_a_named_mistake_is_told_before_a_probe_and_a_list_is_told_to_stack():
+    def probe(answer):  # fires on any answer that is not finite at a large input
+        return None if torch.isfinite(answer(torch.tensor([800.0], dtype=torch.float64))).all() else "overflow"
+    ex = E.Exercise("00.2", "log(1 + e^x)", lambda x: torch.nn.functional.softplus(x),
+                    lambda: [(torch.tensor([-1.0, 0.5, 2.0], dtype=torch.float64),)],
+                    mistakes=[E.Mistake("overflow", "exp overflows", lambda x: torch.log(1 + torch.exp(x))),
+                              E.Mistake("no one", "log(e^x) is x: the 1 is missing", lambda x: torch.log(torch.exp(x)))],
+                    probes=[probe], hint="softplus")
+    assert ex.check(lambda x: torch.log(torch.exp(x))).mistake == "no one"  # overflows too, but the idea comes first
+    assert ex.check(lambda x: torch.log1p(torch.exp(x))).mistake == "overflow"
+    assert ex.check(lambda x: torch.logaddexp(torch.zeros_like(x), x)).passed
+    fb = ex.check(lambda x: [torch.nn.functional.softplus(v) for v in x])
+    assert fb.status == E.WRONG and "combine them into one tensor" in fb.message

@@ -113,3 +113,66 @@ def test_the_mismatch_is_near_zero_for_codes_matched_to_the_prior():
     _, matched = ex.elbo_surgery(mu, logvar, eps, ex.aggregate_log_density)
     _, mismatched = ex.elbo_surgery(wide, logvar, eps, ex.aggregate_log_density)
     assert abs(float(matched)) < 0.1 and float(mismatched) > 0.5
+
+
+# -- added with the fresh reader's review of the exercises ----------------------------------
+
+def test_u_outside_the_unit_interval_is_named_by_its_nans():
+    def phi_grid(n):   # scipy, u = (a + 1.5)/n: the last u is above 1
+        z = norm.ppf((np.arange(n) + 1.5) / n)
+        z1, z2 = np.meshgrid(z, z[::-1])
+        return np.stack([z1.ravel(), z2.ravel()], 1)
+    fb = ex.grid.check(phi_grid)
+    assert fb.status == MISTAKE and fb.mistake == "u outside [0, 1]", fb
+    assert "outside [0, 1]" in fb.message
+
+
+def test_unnamed_orders_of_the_right_points_are_told_the_order_is_wrong():
+    def swapped(n):
+        return ex.phi_grid(n)[:, [1, 0]]
+
+    def ij_without_flip(n):
+        z = ex.phi_grid(n)[:n, 0]
+        z1, z2 = torch.meshgrid(z, z, indexing="ij")
+        return torch.stack([z1.reshape(-1), z2.reshape(-1)], 1)
+
+    def shuffled(n):
+        return ex.phi_grid(n)[torch.randperm(n * n, generator=torch.Generator().manual_seed(n))]
+
+    for answer in (swapped, ij_without_flip, shuffled):
+        fb = ex.grid.check(answer)
+        assert fb.status == MISTAKE and fb.mistake == "points in another order", (answer.__name__, fb)
+        assert "your points are right, their order is not" in fb.message
+
+
+def test_the_named_orders_keep_their_own_messages():
+    for name, f in (("z2 rising down the rows", ex._z2_rising), ("meshgrid ij", ex._meshgrid_ij)):
+        assert ex.grid.check(f).mistake == name
+
+
+def test_any_answer_that_ignores_mu_is_told_it_does_not_use_the_means():
+    for answer in (lambda mu, logvar: np.exp(np.asarray(logvar)).mean(0),
+                   lambda mu, logvar: torch.ones(mu.shape[1], dtype=torch.float64)):
+        fb = ex.moment.check(answer)
+        assert fb.status == MISTAKE and fb.mistake == "no means", fb
+
+
+def test_log_q_reproduces_the_package_on_float32_codes_as_the_notebook_suggests():
+    g = np.random.default_rng(3)       # the notebook's mu, std are float32 arrays from encode_means
+    mu, std = g.normal(size=(300, 2)).astype(np.float32), np.exp(g.normal(size=(300, 2)) - 2).astype(np.float32)
+    z = g.standard_normal((5, 2))
+    got = ex.aggregate_log_density(torch.tensor(z), torch.tensor(mu, dtype=torch.float64),
+                                   torch.tensor(2 * np.log(std), dtype=torch.float64)).numpy()
+    assert np.allclose(got, latent.aggregate_log_density(z, mu, std), rtol=1e-5)
+
+
+def test_a_list_pair_is_accepted_and_the_monte_carlo_information_is_consistent():
+    assert ex.surgery.check(lambda *a: list(ex.elbo_surgery(*a))).passed
+    # the "I by Monte Carlo" variant is a valid estimator: on many codes it agrees with the split's I
+    g = torch.Generator().manual_seed(4)
+    mu = 1.5 * torch.randn(2000, 2, generator=g, dtype=torch.float64)
+    logvar = torch.full((2000, 2), -1.0, dtype=torch.float64)
+    eps = torch.randn(2000, 2, generator=g, dtype=torch.float64)
+    i_split, _ = ex.elbo_surgery(mu, logvar, eps, ex.aggregate_log_density)
+    i_mc, _ = ex._info_by_monte_carlo(mu, logvar, eps, ex.aggregate_log_density)
+    assert abs(float(i_split) - float(i_mc)) < 0.1

@@ -16,8 +16,9 @@ function that still raises NotImplementedError is "not attempted yet", and the m
 points to `.hint()` and `.solution()`; the solution is shown folded, one click away.
 
 Some properties are not outputs (does a gradient flow? is the result finite for extreme
-inputs?): an exercise's `probes` test them first, each a function that returns the name of
-a mistake it found, or None.
+inputs?): an exercise's `probes` test them, each a function that returns the name of a
+mistake it found, or None. They run after the named mistakes' outputs are compared, so an
+answer that is wrong in idea hears about the idea before it hears about numerics.
 
 Every exercise is tested (tests/test_exercises.py): its solution passes, each named mistake's
 function gets that mistake's message, and a stub is "not attempted".
@@ -101,6 +102,9 @@ def describe_difference(got, want) -> str:
             if not outputs_close(g, w):
                 return f"result {k}: " + describe_difference(g, w)
         return "the results agree"
+    if isinstance(got, (tuple, list)):
+        return (f"expected one tensor, got a {type(got).__name__} of {len(got)} results: "
+                "combine them into one tensor (e.g. `torch.stack`)")
     try:
         g = torch.as_tensor(got, dtype=torch.float64)
     except (TypeError, ValueError, RuntimeError):
@@ -126,8 +130,8 @@ class Exercise:
     what `.solution()` shows). cases: a function returning a list of argument tuples (fresh
     tensors each call, so an answer that changes its inputs in place cannot spoil the next
     check). mistakes: `Mistake`s, recognised when an answer's outputs match theirs on every
-    case. probes: functions answer -> the name of a mistake found, or None, run before the
-    outputs are compared. hint: a nudge. rtol, atol: the tolerance of the comparison.
+    case. probes: functions answer -> the name of a mistake found, or None, run after the
+    named mistakes' outputs are compared and before an answer is called correct. hint: a nudge. rtol, atol: the tolerance of the comparison.
     """
 
     def __init__(self, key: str, title: str, solution: Callable, cases: Callable, mistakes=(),
@@ -163,7 +167,17 @@ class Exercise:
                                   f"NotImplementedError): write `{stub}` first, or call the package's version.")
         except Exception as err:  # the reader's code failed: say where, do not raise
             return self._feedback(ERROR, f"`{name}` raised {type(err).__name__}: {err}")
-        for probe in self.probes:
+        want = [self.reference(*a) for a in self.cases()]
+        right = all(outputs_close(g, w, self.rtol, self.atol) for g, w in zip(got, want))
+        if not right:  # a named mistake first: what the answer computes says most about the idea
+            for m in self.mistakes:
+                try:
+                    wrong = [m.answer(*a) for a in self.cases()]
+                except Exception:  # a mistake that cannot run on these inputs is told by its probe
+                    continue
+                if all(outputs_close(g, w, self.rtol, self.atol) for g, w in zip(got, wrong)):
+                    return self._feedback(MISTAKE, m.message, m.name)
+        for probe in self.probes:  # then the properties outputs cannot show: gradients, extreme inputs
             try:
                 found = probe(answer)
             except Exception as err:  # e.g. autograd cannot differentiate an answer that works in place
@@ -172,13 +186,8 @@ class Exercise:
                                       "(`+=`, `.add_()`, `.mul_()`) on tensors autograd needs.")
             if found is not None:
                 return self._feedback(MISTAKE, self._by_name(found).message, found)
-        want = [self.reference(*a) for a in self.cases()]
-        if all(outputs_close(g, w, self.rtol, self.atol) for g, w in zip(got, want)):
+        if right:
             return self._feedback(CORRECT, "correct.")
-        for m in self.mistakes:
-            wrong = [m.answer(*a) for a in self.cases()]
-            if all(outputs_close(g, w, self.rtol, self.atol) for g, w in zip(got, wrong)):
-                return self._feedback(MISTAKE, m.message, m.name)
         k = next(i for i, (g, w) in enumerate(zip(got, want)) if not outputs_close(g, w, self.rtol, self.atol))
         return self._feedback(WRONG, f"not yet: on test input {k + 1} of {len(want)}, "
                               f"{describe_difference(got[k], want[k])}. Stuck? `.hint()`.")

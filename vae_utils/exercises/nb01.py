@@ -30,7 +30,8 @@ kl = Exercise(
                 lambda mu, logvar: -(1 + logvar - mu**2 - logvar.exp()).sum(-1)),
         Mistake("log sigma for log sigma^2",
                 "you read `logvar` as log sigma, not log sigma^2: here sigma^2 = exp(logvar) and "
-                "log sigma^2 = logvar itself.",
+                "log sigma^2 = logvar itself (torch.distributions.Normal takes the standard deviation: "
+                "use (0.5 * logvar).exp()).",
                 lambda mu, logvar: -0.5 * (1 + 2 * logvar - mu**2 - (2 * logvar).exp()).sum(-1)),
         Mistake("sign", "the sign is flipped: a KL divergence is never negative; Appendix B gives -KL.",
                 lambda mu, logvar: 0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(-1)),
@@ -41,10 +42,11 @@ kl = Exercise(
                 lambda mu, logvar: -0.5 * (1 + logvar - mu**2 - logvar.exp())),
     ],
     hint="""
-        For one dimension, KL(N(mu, s^2) || N(0, 1)) = 1/2 (mu^2 + s^2 - 1 - log s^2).
-        `logvar` holds log s^2, so s^2 = logvar.exp(). The KL of a diagonal Gaussian is the
-        sum of its dimensions' KLs: sum over the last dimension (`.sum(-1)`).
-        Check: at mu = 0, logvar = 0 the two distributions are equal and the KL is 0.
+        One dimension at a time: KL = E_q[log q(z)] - E_q[log p(z)]. Write out both
+        log-densities (their log 2 pi terms cancel); each holds a squared distance, whose
+        average under q you know: E_q[(z - mu)^2] = sigma^2 and E_q[z^2] = mu^2 + sigma^2.
+        `logvar` holds log sigma^2, so sigma^2 is its exp. A diagonal Gaussian's KL is the
+        sum of its dimensions' KLs. Check: at mu = 0, logvar = 0, q is the prior: KL = 0.
     """,
 )
 
@@ -57,7 +59,7 @@ LOG_2PI = math.log(2 * math.pi)
 def log_normal(z, mu, logvar):
     """log N(z; mu, diag sigma^2), summed over the last dimension: shape z.shape[:-1] (broadcast
     with mu). Per dimension: -1/2 [log 2 pi + log sigma_j^2 + (z_j - mu_j)^2 / sigma_j^2]."""
-    return -0.5 * (LOG_2PI + logvar + (z - mu) ** 2 * torch.exp(-logvar)).sum(-1)
+    return -0.5 * (math.log(2 * math.pi) + logvar + (z - mu) ** 2 * torch.exp(-logvar)).sum(-1)
 
 
 def _log_normal_cases():
@@ -75,7 +77,8 @@ log_density = Exercise(
     mistakes=[
         Mistake("log sigma for log sigma^2",
                 "you read `logvar` as log sigma, not log sigma^2: the variance is sigma^2 = exp(logvar) "
-                "and the normalizing term is logvar itself, not 2 * logvar.",
+                "and the normalizing term is logvar itself, not 2 * logvar (torch.distributions.Normal "
+                "takes the standard deviation: use (0.5 * logvar).exp()).",
                 lambda z, mu, logvar: -0.5 * (LOG_2PI + 2 * logvar + (z - mu) ** 2 * torch.exp(-2 * logvar)).sum(-1)),
         Mistake("missing 2 pi", "the log 2 pi of the normalizing constant is missing: each dimension "
                 "contributes -1/2 log(2 pi sigma_j^2) = -1/2 (log 2 pi + logvar_j).",
@@ -91,11 +94,11 @@ log_density = Exercise(
                 lambda z, mu, logvar: -0.5 * (LOG_2PI + logvar + (z - mu) ** 2 * torch.exp(-logvar)).mean(-1)),
     ],
     hint="""
-        One dimension: N(z; mu, s^2) = exp(-(z - mu)^2 / (2 s^2)) / sqrt(2 pi s^2), so
-        log N = -1/2 [log 2 pi + log s^2 + (z - mu)^2 / s^2]. Here log s^2 = logvar and
-        s^2 = logvar.exp(). A diagonal Gaussian is a product over dimensions: sum the logs
-        over the last dimension. Check: at z = mu = 0, logvar = 0 each dimension gives
-        -1/2 log 2 pi = -0.919.
+        Take the log of the 1-D density in the statement: a constant, a term in sigma^2 alone,
+        and the squared distance over sigma^2. `logvar` is log sigma^2: it gives the middle
+        term as it is, and sigma^2 (or 1 / sigma^2) through exp. The dimensions of a diagonal
+        Gaussian are independent: how do the logs of independent densities combine?
+        Check: at z = mu = 0, logvar = 0 each dimension gives -1/2 log 2 pi = -0.919.
     """,
 )
 
@@ -163,6 +166,15 @@ def _closed_form_kl(model, x, mu, logvar, eps):
     return lik.mean(0) - kl_to_prior(mu, logvar)
 
 
+def _closed_form_entropy(model, x, mu, logvar, eps):
+    lik, prior, _ = _mc_parts(model, x, mu, logvar, eps)                    # H[q] = 1/2 sum_j log(2 pi e sigma_j^2)
+    return (lik + prior).mean(0) + 0.5 * (math.log(2 * math.pi * math.e) + logvar).sum(-1)
+
+
+def _exact_bound(model, x, mu, logvar, eps):
+    return model.elbo(x, mu, logvar)                                         # closed form: eps unused
+
+
 bound = Exercise(
     "01.3", "the bound L by Monte Carlo (eq. 2)", elbo_estimate, _elbo_cases,
     mistakes=[
@@ -179,25 +191,34 @@ bound = Exercise(
         Mistake("closed-form KL", "you used Appendix B's closed-form KL with a sampled reconstruction term: "
                 "that is estimator B (eq. 7, notebook 02), a valid estimate but not the one asked for here. "
                 "Sample every term: average log p(x, z_l) - log q(z_l|x).", _closed_form_kl),
+        Mistake("closed-form entropy", "you used q's entropy in closed form, 1/2 sum_j log(2 pi e sigma_j^2), "
+                "in place of the sampled -log q(z_l|x): a valid estimate of L (often with less variance), but "
+                "not the one asked for here. Sample every term: average log p(x, z_l) - log q(z_l|x).",
+                _closed_form_entropy),
+        Mistake("exact L", "you returned the exact L (model.elbo), which ignores `eps`: right for this linear "
+                "model, but the exercise asks for the Monte Carlo estimate from the given noise, the one that "
+                "still works when the decoder is a neural network.", _exact_bound),
     ],
     hint="""
-        1. z = mu + exp(0.5 * logvar) * eps: shape (L, B, J), broadcast over the L rows of eps.
-        2. log p(x, z) = model.log_likelihood(x, z) + model.log_prior(z): shape (L, B).
-        3. log q(z|x) = log N(z; mu, diag exp(logvar)): your `log_normal` from 01.2 (or
-           vae_utils.elbo.log_normal): shape (L, B).
-        4. Average log p(x, z) - log q(z|x) over the L samples (dimension 0).
+        Three pieces, each one you already have. A code per row of eps: which scale multiplies
+        eps, sigma or sigma^2, and how do you get it from `logvar`? log p(x, z): the model's two
+        methods, added. log q(z|x): exercise 01.2. Let broadcasting carry the leading L
+        dimension of eps through all three, and average over it at the end (a Monte Carlo
+        average, not a sum).
     """,
 )
 
 
-# -- 4. The exact posterior of pPCA: the optimal encoder is linear in x ----------------------
+# -- 4. The exact posterior of pPCA from the joint Gaussian: the optimal encoder is linear in x --
 
 def exact_encoder(W, b, s):
     """The exact posterior p(z|x) = N(A x + c, S) of pPCA, as an encoder: (A, c, S), shapes
-    (J, D), (J,), (J, J). S = (I + W^T W / s^2)^-1, A = S W^T / s^2, c = -A b."""
-    S = torch.linalg.inv(torch.eye(W.shape[1], dtype=W.dtype) + W.T @ W / s**2)
-    A = S @ W.T / s**2
-    return A, -A @ b, S
+    (J, D), (J,), (J, J), from the joint Gaussian of (z, x), x = W z + b + s eps:
+    Cov(z, x) = W^T, Cov(x) = W W^T + s^2 I, so E[z|x] = W^T Cov(x)^-1 (x - b) and
+    Cov(z|x) = I - W^T Cov(x)^-1 W. (Woodbury: the same as section 3's (I + W^T W / s^2)^-1 forms.)"""
+    C = W @ W.T + s**2 * torch.eye(W.shape[0], dtype=W.dtype)                 # Cov(x), (D, D)
+    A = W.T @ torch.linalg.inv(C)                                            # Cov(z, x) Cov(x)^-1
+    return A, -A @ b, torch.eye(W.shape[1], dtype=W.dtype) - A @ W
 
 
 def _encoder_cases():
@@ -211,7 +232,7 @@ def _encoder_cases():
 
 
 def _encoder_from(P, W, b, s2):
-    """(A, c, S) built the solution's way from a precision P that may be wrong and a noise variance s2."""
+    """(A, c, S) built section 3's way from a precision P that may be wrong and a noise variance s2."""
     S = torch.linalg.inv(P)
     A = S @ W.T / s2
     return A, -A @ b, S
@@ -222,11 +243,11 @@ def _eye(W):
 
 
 def _no_noise_variance(W, b, s):
-    return _encoder_from(_eye(W) + W.T @ W, W, b, 1.0)
+    return _encoder_from(_eye(W) + W.T @ W, W, b, 1.0)             # = the joint route with Cov(x) = W W^T + I
 
 
 def _s_for_s2(W, b, s):
-    return _encoder_from(_eye(W) + W.T @ W / s, W, b, s)
+    return _encoder_from(_eye(W) + W.T @ W / s, W, b, s)           # = the joint route with Cov(x) = W W^T + s I
 
 
 def _no_prior(W, b, s):
@@ -244,28 +265,51 @@ def _no_offset(W, b, s):
     return A, torch.zeros_like(A[:, 0]), S
 
 
+def _offset_sign(W, b, s):
+    A, c, S = exact_encoder(W, b, s)
+    return A, -c, S
+
+
+def _prior_covariance(W, b, s):
+    A, c, _ = exact_encoder(W, b, s)
+    return A, c, _eye(W)
+
+
+def _covariance_sign(W, b, s):
+    A, c, _ = exact_encoder(W, b, s)
+    return A, c, _eye(W) + A @ W
+
+
 encoder = Exercise(
-    "01.4", "the exact posterior of pPCA as a linear encoder", exact_encoder, _encoder_cases,
+    "01.4", "the exact posterior of pPCA from the joint Gaussian", exact_encoder, _encoder_cases,
     mistakes=[
-        Mistake("no noise variance", "the noise variance s^2 is missing: p(x|z) = N(Wz + b, s^2 I) puts "
-                "W^T W / s^2 in the precision and a 1 / s^2 in A.", _no_noise_variance),
-        Mistake("s for s^2", "you divided by s, the noise's standard deviation: the likelihood's precision "
-                "is 1 / s^2, so use W^T W / s**2 and S W^T / s**2.", _s_for_s2),
+        Mistake("no noise variance", "the noise variance s^2 is missing (1 stands in its place): x = Wz + b + s eps "
+                "has Cov(x) = W W^T + s^2 I (in section 3's form, W^T W / s^2 in the precision and 1 / s^2 in A).",
+                _no_noise_variance),
+        Mistake("s for s^2", "you used s, the noise's standard deviation, where its variance belongs: "
+                "Cov(x) = W W^T + s**2 I (in section 3's form, W^T W / s**2 and S W^T / s**2).", _s_for_s2),
         Mistake("no prior", "the identity from the prior p(z) = N(0, I) is missing from the precision: "
                 "your mean is the least-squares code (the best-reconstructing code of section 5), not the "
-                "posterior mean, which the prior shrinks towards 0. Use S = (I + W^T W / s^2)^-1.", _no_prior),
+                "posterior mean, which the prior shrinks towards 0. The posterior precision is "
+                "I + W^T W / s^2, the I being the prior's.", _no_prior),
         Mistake("precision for covariance", "your S is the precision I + W^T W / s^2, not its inverse: "
-                "the posterior covariance is S = (I + W^T W / s^2)^-1 (torch.linalg.inv), and A uses it.",
+                "the posterior covariance is (I + W^T W / s^2)^-1 = I - A W, and section 3's A = S W^T / s^2 "
+                "uses the covariance too.",
                 _precision_for_covariance),
-        Mistake("no offset", "c is 0: the posterior mean is S W^T (x - b) / s^2, so the decoder's offset b "
-                "enters as c = -A b.", _no_offset),
+        Mistake("no offset", "c is 0: E[x] = b, so the posterior mean is A (x - b) and c = -A b.", _no_offset),
+        Mistake("offset sign", "c has the wrong sign: the posterior mean is A (x - E[x]) = A x - A b, so c = -A b.",
+                _offset_sign),
+        Mistake("prior covariance", "your S is the prior's covariance I: observing x leaves less uncertainty "
+                "about z, S = Cov(z) - Cov(z, x) Cov(x)^-1 Cov(x, z) = I - A W.", _prior_covariance),
+        Mistake("covariance sign", "S = I + A W has the wrong sign: conditioning subtracts what x explains, "
+                "S = I - Cov(z, x) Cov(x)^-1 Cov(x, z) = I - A W, smaller than the prior's I.", _covariance_sign),
     ],
     hint="""
-        Bayes' rule: log p(z|x) = log p(x|z) + log p(z) + const
-          = -1/2 z^T (I + W^T W / s^2) z + z^T W^T (x - b) / s^2 + const.
-        A Gaussian N(m, S) has log-density -1/2 z^T S^-1 z + z^T S^-1 m + const: match the two.
-        So S^-1 = I + W^T W / s^2 (the prior's I plus the likelihood's W^T W / s^2) and
-        m = S W^T (x - b) / s^2 = A x + c. Neither A, c nor S depends on x.
-        torch.eye(J, dtype=W.dtype), torch.linalg.inv, and `@` for matrix products.
+        E[z] = 0 and E[x] = b. Cov(z, x) = E[z (x - b)^T] = E[z (W z + s eps)^T]: expand and
+        use E[z z^T] = I and E[z eps^T] = 0 (z and eps are independent). Cov(x) is the
+        covariance of section 3's p(x). Then the conditioning formulas of the statement give A
+        (a (J, D) matrix: mind which side Cov(x)^-1 goes), c and S. torch.eye, torch.linalg.inv
+        (or torch.linalg.solve) and `@`. Check: with D = J = 1, W = [[1]], b = 0, s = 1, the
+        encoder is A = 1/2, c = 0, S = 1/2.
     """,
 )

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
-from . import Exercise, Mistake
+from . import Exercise, Mistake, outputs_close
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -45,9 +46,44 @@ def _icdf(u):
 
 
 def _endpoints_probe(answer):
-    """Phi^-1(0) = -inf: a grid that takes u = 0 or u = 1 holds infinities."""
+    """Phi^-1(0) = -inf, and Phi^-1(u) is NaN for u outside [0, 1]: a grid with NaNs took some
+    u outside the unit interval, one with infinities took u = 0 or u = 1."""
     out = _safely(answer, 5)
-    return "endpoints included" if out is not None and not torch.isfinite(out).all() else None
+    if out is None:
+        return None
+    if torch.isnan(out).any():
+        return "u outside [0, 1]"
+    return "endpoints included" if torch.isinf(out).any() else None
+
+
+def _z2_rising(n):
+    return _grid_from(phi_grid(n)[:n, 0], flip=False)
+
+
+def _meshgrid_ij(n):
+    return _grid_from(phi_grid(n)[:n, 0], indexing="ij")
+
+
+def _sorted_rows(t):
+    """The rows of an (m, 2) array in lexicographic order (rounded, so float32 sorts like float64)."""
+    a = t.numpy().round(6)
+    return a[np.lexsort((a[:, 1], a[:, 0]))]
+
+
+def _order_probe(answer):
+    """The right n^2 points in an order the named mistakes do not describe (say, columns swapped)."""
+    outs, refs = [], []
+    for (n,) in _grid_cases():
+        out, ref = _safely(answer, n), phi_grid(n)
+        if out is None or out.shape != ref.shape or not torch.isfinite(out).all():
+            return None
+        outs.append(out)
+        refs.append(ref)
+    named = [[f(n) for (n,) in _grid_cases()] for f in (phi_grid, _z2_rising, _meshgrid_ij)]
+    if any(all(outputs_close(o, w) for o, w in zip(outs, ws)) for ws in named):
+        return None                                   # right, or a wrong order that has a name of its own
+    same_points = all(np.allclose(_sorted_rows(o), _sorted_rows(r), atol=1e-5) for o, r in zip(outs, refs))
+    return "points in another order" if same_points else None
 
 
 def _linear_probe(answer):
@@ -65,9 +101,10 @@ grid = Exercise(
     "04.1", "Figure 4b's grid through the inverse CDF (Appendix A)", phi_grid, _grid_cases,
     mistakes=[
         Mistake("linear in z",
-                "your grid is evenly spaced in z. Appendix A spaces it evenly in u on the unit square "
-                "and takes z = Phi^-1(u), so that every cell holds the same prior mass 1/n^2: dense "
-                "near 0, sparse in the tails.",
+                "your grid is evenly spaced in z. Appendix A takes coordinates evenly spaced on the unit "
+                "square, u, through the inverse Gaussian CDF, z = Phi^-1(u): evenly spaced in u, not in z. "
+                "(Why it helps, in this tutorial's words: every cell then holds the same prior mass 1/n^2, "
+                "dense near 0, sparse in the tails.)",
                 lambda n: _grid_from(torch.linspace(_icdf(torch.tensor(0.5 / n, dtype=torch.float64)).item(),
                                                     _icdf(torch.tensor(1 - 0.5 / n, dtype=torch.float64)).item(),
                                                     n, dtype=torch.float64))),
@@ -75,26 +112,36 @@ grid = Exercise(
                 "your grid holds infinities: u = 0 and u = 1 are where Phi^-1 is -inf and +inf. Take "
                 "the centres of the n cells, u_a = (a + 1/2)/n for a = 0, ..., n-1.",
                 lambda n: _grid_from(_icdf(torch.linspace(0, 1, n, dtype=torch.float64)))),
+        Mistake("u outside [0, 1]",
+                "your grid holds NaNs: some u lie outside [0, 1], where Phi^-1 is undefined (an off-by-one? "
+                "the largest centre is (n - 1/2)/n). Take u_a = (a + 1/2)/n for a = 0, ..., n-1.",
+                lambda n: _grid_from(_icdf((torch.arange(1, n + 1, dtype=torch.float64) + 0.5) / n))),
         Mistake("not the cell centres",
-                "your u are a/(n+1), evenly spaced but not the centres of n equal cells: use "
-                "u_a = (a + 1/2)/n, so that each point is the centre of a cell of prior mass 1/n^2.",
+                "your u are a/(n+1): a fair reading of Appendix A, but this exercise asks for the cell "
+                "centres u_a = (a + 1/2)/n, the ones `latent_grid` uses.",
                 lambda n: _grid_from(_icdf(torch.arange(1, n + 1, dtype=torch.float64) / (n + 1)))),
         Mistake("z2 rising down the rows",
                 "z2 grows down the rows: in a picture row 0 is drawn at the top, so z2 must fall down "
                 "the rows (use Phi^-1(u) in reverse order for z2) for the tiled images to match the axes.",
-                lambda n: _grid_from(phi_grid(n)[:n, 0], flip=False)),
+                _z2_rising),
         Mistake("meshgrid ij",
                 "z1 changes down the rows and z2 along them: torch.meshgrid's default indexing='ij' "
                 "puts its first argument down the rows. Pass indexing='xy', so z1 grows along each "
                 "row and z2 falls down the rows.",
-                lambda n: _grid_from(phi_grid(n)[:n, 0], indexing="ij")),
+                _meshgrid_ij),
+        Mistake("points in another order",
+                "your points are right, their order is not: row k must be the k-th image of the picture, "
+                "read row by row, with z1 growing along each row and z2 falling down the rows, and column 0 "
+                "holding z1.",
+                lambda n: phi_grid(n)[:, [1, 0]]),
     ],
-    probes=[_endpoints_probe, _linear_probe],
+    probes=[_endpoints_probe, _linear_probe, _order_probe],
     hint="""
-        Three steps. (1) The cell centres u = (torch.arange(n) + 0.5) / n: never 0 or 1.
-        (2) z = Phi^-1(u): torch.distributions.Normal(0., 1.).icdf(u) (or scipy.stats.norm.ppf).
-        (3) Tile: torch.meshgrid(z, z.flip(0), indexing="xy") gives z1 along the rows and z2
-        from high to low down them; flatten each (.reshape(-1)) and stack them as columns.
+        Three steps. (1) Which u: the centres of n equal cells of [0, 1], never 0 or 1.
+        (2) From u to z: the standard normal's inverse CDF (torch.distributions.Normal has an
+        `icdf` method; scipy.stats.norm has `ppf`). (3) From one axis to the grid: torch.meshgrid
+        tiles two 1-D tensors; its `indexing` argument decides which one varies along a row, and
+        z2 must run from high to low. Flatten each tile and make them the two columns.
         Check: phi_grid(2) is [[-0.674, 0.674], [0.674, 0.674], [-0.674, -0.674], [0.674, -0.674]].
     """,
 )
@@ -116,6 +163,15 @@ def _moment_cases():
     logvar = torch.randn(8, 2, generator=g, dtype=torch.float64) - 1
     return [(mu, logvar), (mu[:5, :1] * 0.3, logvar[:5, :1] + 1),
             (torch.randn(50, 3, generator=g, dtype=torch.float64) + 1, -3 + torch.randn(50, 3, generator=g, dtype=torch.float64))]
+
+
+def _no_means_probe(answer):
+    """An answer that stays the same when the means change does not use them."""
+    mu, logvar = _moment_cases()[0]
+    a, b = _safely(answer, mu, logvar), _safely(answer, -0.5 * mu + 2.0, logvar)
+    if a is None or b is None or a.shape != b.shape or not torch.isfinite(a).all():
+        return None
+    return "no means" if torch.allclose(a, b, rtol=1e-6, atol=1e-9) else None
 
 
 def _centred_probe(answer):
@@ -142,20 +198,26 @@ moment = Exercise(
                 "you added sigma, not sigma^2: the second moment of mu_i + sigma_i * eps is "
                 "mu_i^2 + sigma_i^2, and sigma^2 = exp(logvar).",
                 lambda mu, logvar: (mu**2 + (0.5 * logvar).exp()).mean(0)),
+        Mistake("no means",
+                "your answer does not use `mu`: a code z = mu_i + sigma_i * eps has E[z^2] = mu_i^2 + "
+                "sigma_i^2, so where the codes sit counts as much as how wide they are. Add mu**2 inside "
+                "the average.",
+                lambda mu, logvar: logvar.exp().mean(0)),
         Mistake("variance of the means",
-                "you centred the means (a variance about their average): the prior's E[z_j^2] = 1 is "
-                "about 0, so use mu^2 itself; a shift of all the codes must show up in the answer.",
+                "your answer does not move when every code is shifted by 3: E[z^2] is a moment about the "
+                "origin, not about the codes' average, so each mu must enter as mu^2.",
                 lambda mu, logvar: mu.var(0) + logvar.exp().mean(0)),
         Mistake("summed over codes",
                 "you summed over the N codes: q(z) weighs each code 1/N, so take the mean over "
                 "dim 0, not the sum.",
                 lambda mu, logvar: (mu**2 + logvar.exp()).sum(0)),
     ],
-    probes=[_centred_probe],
+    probes=[_no_means_probe, _centred_probe],
     hint="""
-        Pick a code i at random, then z = mu_i + sigma_i * eps with eps ~ N(0, I). For one
-        code, E[z_j^2] = mu_ij^2 + sigma_ij^2 (the mean squared plus the variance); the
-        aggregate posterior averages this over the N codes (dim 0). sigma^2 = logvar.exp().
+        Condition on the code: E_q[z_j^2] is the average over the N codes of E[z_j^2 | i]
+        (the law of total expectation). Given i, z_j = mu_ij + sigma_ij * eps_j is a Gaussian:
+        its second moment is its mean squared plus its variance. Which dimension of `mu`
+        runs over the codes? `logvar` is log sigma^2.
     """,
 )
 
@@ -167,7 +229,7 @@ def aggregate_log_density(z, mu, logvar):
     q(z) = (1/N) sum_i N(z; mu_i, diag sigma_i^2), so
     log q(z) = logsumexp_i log N(z; mu_i, diag sigma_i^2) - log N. Shape (M,)."""
     d = z[:, None, :] - mu[None]                                           # (M, N, J)
-    log_k = -0.5 * (LOG_2PI + logvar + d**2 / logvar.exp()).sum(-1)        # log N(z_m; mu_i, sigma_i^2)
+    log_k = -0.5 * (math.log(2 * math.pi) + logvar + d**2 / logvar.exp()).sum(-1)        # log N(z_m; mu_i, sigma_i^2)
     return torch.logsumexp(log_k, dim=1) - math.log(mu.shape[0])
 
 
@@ -184,7 +246,7 @@ def _log_q_cases():
 
 def _naive_log_q(z, mu, logvar):
     d = z[:, None, :] - mu[None]
-    log_k = -0.5 * (LOG_2PI + logvar + d**2 / logvar.exp()).sum(-1)
+    log_k = -0.5 * (math.log(2 * math.pi) + logvar + d**2 / logvar.exp()).sum(-1)
     return torch.log(torch.exp(log_k).mean(1))
 
 
@@ -227,11 +289,12 @@ log_q = Exercise(
     ],
     probes=[_underflow_probe],
     hint="""
-        Broadcast: d = z[:, None, :] - mu[None] has shape (M, N, J). The log density of each
-        point under each code is log_k = -1/2 sum_j [log 2 pi + logvar_ij + d^2 / exp(logvar_ij)],
-        shape (M, N) after .sum(-1). Then log q(z) = log (1/N) sum_i exp(log_k): in log space,
-        torch.logsumexp(log_k, dim=1) - math.log(N). Check: with one code (N = 1), log q(z) is
-        that code's log density.
+        Every (point, code) pair: broadcast z against mu (insert a dimension in each) to get
+        differences of shape (M, N, J), then each pair's log N(z_m; mu_i, sigma_i^2) by summing
+        the per-dimension terms of the statement over J: shape (M, N). log q(z) is the log of
+        an average of exp's of these: torch has a function that computes log sum exp without
+        leaving log space, and the average's 1/N becomes a subtraction. Check: with one code
+        (N = 1), log q(z) is that code's log density.
     """,
 )
 
@@ -246,7 +309,7 @@ def elbo_surgery(mu, logvar, eps, log_q):
     with log_q(z, mu, logvar) the aggregate posterior's log density (exercise 04.3)."""
     avg_kl = (-0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(-1)).mean()    # Appendix B
     z = mu + (0.5 * logvar).exp() * eps                                      # z_i ~ q(z|x_i)
-    log_p = -0.5 * (LOG_2PI + z**2).sum(-1)                                  # log N(z; 0, I)
+    log_p = -0.5 * (math.log(2 * math.pi) + z**2).sum(-1)                                  # log N(z; 0, I)
     mismatch = (log_q(z, mu, logvar) - log_p).mean()
     return avg_kl - mismatch, mismatch
 
@@ -274,6 +337,24 @@ def _surgery_with(z_of, flip_split=False, flip_ratio=False):
 
 _DRAW = lambda mu, logvar, eps: mu + (0.5 * logvar).exp() * eps
 
+
+def _stacked(mu, logvar, eps, log_q):
+    return torch.stack(elbo_surgery(mu, logvar, eps, log_q))
+
+
+def _swapped(mu, logvar, eps, log_q):
+    info, mismatch = elbo_surgery(mu, logvar, eps, log_q)
+    return mismatch, info
+
+
+def _info_by_monte_carlo(mu, logvar, eps, log_q):
+    """I(i; z) = E[log q(z_i|x_i) - log q(z_i)], estimated on the same draws: valid, but not the split asked."""
+    _, mismatch = elbo_surgery(mu, logvar, eps, log_q)
+    z = _DRAW(mu, logvar, eps)
+    log_own = -0.5 * (LOG_2PI + logvar + eps**2).sum(-1)                      # log N(z_i; mu_i, sigma_i^2)
+    return (log_own - log_q(z, mu, logvar)).mean(), mismatch
+
+
 surgery = Exercise(
     "04.4", "Hoffman & Johnson's split of the KL term", elbo_surgery, _surgery_cases,
     mistakes=[
@@ -297,13 +378,25 @@ surgery = Exercise(
                 "the split is average KL = I + KL(q(z) || p(z)), so I = average KL - KL(q(z) || p(z)); "
                 "you added the two.",
                 _surgery_with(_DRAW, flip_split=True)),
+        Mistake("swapped pair",
+                "your two numbers are in the wrong order: return (I, KL(q(z) || p(z))), the information first.",
+                _swapped),
+        Mistake("one tensor",
+                "you returned one tensor of shape (2,): return the two numbers as a tuple, (I, kl), so that "
+                "`info, mismatch = elbo_surgery(...)` reads them.",
+                _stacked),
+        Mistake("I by Monte Carlo",
+                "you estimated I(i; z) on its own, as the mean of log q(z_i|x_i) - log q(z_i): a valid "
+                "estimator, but not the split asked for. Take I = (average KL, Appendix B) - KL(q(z) || p(z)), "
+                "so that the two parts add up to the KL term exactly.",
+                _info_by_monte_carlo),
     ],
     hint="""
-        Three lines. (1) The average KL term by Appendix B:
-        (-0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(-1)).mean().
-        (2) One draw per code, z = mu + (0.5 * logvar).exp() * eps, scored under the whole
-        mixture, log_q(z, mu, logvar), and under the prior, -1/2 sum_j (log 2 pi + z_j^2);
-        the mean of the difference is KL(q(z) || p(z)).
-        (3) I is what is left: average KL minus KL(q(z) || p(z)). Return (I, KL(q(z) || p(z))).
+        (1) The left side: Appendix B's KL of each code (exercise 01.1), averaged over the N
+        codes. (2) KL(q(z) || p(z)) = E_{q(z)}[log q(z) - log p(z)]: a draw from q(z) is a
+        draw from one code's q(z|x_i), which eps turns into a sample by the reparameterization
+        (sigma or sigma^2?); score each draw under the whole mixture (log_q) and under the
+        prior N(0, I), and average the difference. (3) I is what the split leaves. Return a
+        tuple of the two.
     """,
 )
