@@ -180,10 +180,13 @@ class Exercise:
         for probe in self.probes:  # then the properties outputs cannot show: gradients, extreme inputs
             try:
                 found = probe(answer)
-            except Exception as err:  # e.g. autograd cannot differentiate an answer that works in place
-                return self._feedback(ERROR, f"`{name}` fails when its inputs require gradients "
-                                      f"({type(err).__name__}: {err}). Avoid in-place operations "
-                                      "(`+=`, `.add_()`, `.mul_()`) on tensors autograd needs.")
+            except Exception as err:
+                if not right:  # a wrong answer the probe cannot even run on: say where it differs
+                    break
+                # right values, yet it fails the probe: e.g. autograd cannot differentiate in-place work
+                return self._feedback(ERROR, f"`{name}` gives the right values but fails when its inputs "
+                                      f"require gradients ({type(err).__name__}: {err}). Avoid in-place "
+                                      "operations (`+=`, `.add_()`, `.mul_()`) on tensors autograd needs.")
             if found is not None:
                 return self._feedback(MISTAKE, self._by_name(found).message, found)
         if right:
