@@ -9,7 +9,11 @@ p_theta(x|z) p(z) (the decoder and the N(0, I) prior). Two phases, two objective
 The wake phase is the M-step of EM with q in place of the posterior. The sleep phase fits q
 to the model's own "dreams": it minimises KL(p_theta(z|x) || q_phi(z|x)) averaged over
 x ~ p_theta(x), the reverse of the KL that AEVB minimises, and on fantasies rather than
-data. Neither phase follows the gradient of one shared objective, unlike AEVB's bound.
+data. The wake phase's gradient in theta is the bound's (q's entropy does not depend on
+theta); the sleep phase's gradient in phi is not, so the pair of updates is not the gradient
+of one shared objective, unlike AEVB's. What `step` returns, and so what History.train
+records for wake-sleep, is the wake objective E_q[log p(x, z)]: the bound without q's entropy,
+not the bound (evaluate.lower_bound gives that).
 
 The two losses touch disjoint parameters (wake: z is sampled without gradient, so only the
 decoder sees it; sleep: x and z come from the decoder without gradient, so only the encoder
