@@ -1,7 +1,10 @@
 """Notebook 02's exercises beyond the generic checks of test_exercises.py: the reference solutions
 agree with the package and with torch.distributions, the probes fire on the answers they are
-meant for (`.sample()`, numpy, fresh noise, a detached z whose value is right), and the
-baseline's measurement reports an unbiased gradient and a large variance drop."""
+meant for (`.sample()`, numpy, fresh noise, a detached z or KL whose value is right, an in-place
+operation) and name the parameter or the term whose gradient is cut, a right float32 answer
+passes, the hints leave the code to the solution, and the baseline's measurement reports an
+unbiased gradient and a large variance drop."""
+import inspect
 import math
 
 import numpy as np
@@ -36,14 +39,28 @@ def test_sample_instead_of_rsample_is_named_gradients_blocked():
     assert _named(fb, "gradients blocked") and ".sample()" in fb.message
 
 
-def test_numpy_and_a_half_detached_sigma_are_named_gradients_blocked():
+def test_numpy_is_named_gradients_blocked_and_a_detached_sigma_names_log_sigma2():
     def via_numpy(mu, logvar, eps):
         return torch.from_numpy(mu.numpy() + np.exp(0.5 * logvar.numpy()) * eps.numpy())
 
     def sigma_detached(mu, logvar, eps):
-        return mu + torch.exp(0.5 * logvar.detach()) * eps
+        return mu + torch.exp(0.5 * logvar).detach() * eps
     assert _named(nb02.reparam.check(via_numpy), "gradients blocked")
-    assert _named(nb02.reparam.check(sigma_detached), "gradients blocked")
+    fb = nb02.reparam.check(sigma_detached)
+    assert _named(fb, "no gradient to log sigma^2") and "mu gets its gradient" in fb.message
+
+
+def test_an_in_place_answer_is_an_error_not_correct():
+    def in_place(mu, logvar, eps):
+        return mu.add_(torch.exp(0.5 * logvar) * eps)   # right values on plain tensors
+    fb = nb02.reparam.check(in_place)
+    assert fb.status == E.ERROR and "in-place" in fb.message
+
+    def in_place_b(decoder, x, mu, logvar, eps):
+        z = mu.add_(0) + torch.exp(0.5 * logvar) * eps
+        return nb02.estimator_b(decoder, x, mu, logvar, eps) + 0 * z.sum()
+    fb = nb02.sgvb_b.check(in_place_b)
+    assert fb.status == E.ERROR and "in-place" in fb.message
 
 
 def test_rsample_with_its_own_noise_is_named_own_noise():
@@ -112,7 +129,53 @@ def test_binary_cross_entropy_answers():
 def test_a_detached_z_is_only_caught_by_the_gradient():
     for args in nb02._b_cases():                      # the value is exactly right on every case ...
         assert torch.allclose(nb02._b_detached(*args), nb02.estimator_b(*args))
-    assert _named(nb02.sgvb_b.check(nb02._b_detached), "gradients blocked")    # ... the gradient is not
+    assert _named(nb02.sgvb_b.check(nb02._b_detached), "z detached")    # ... the gradient is not
+
+
+def _b_with(kl_under_no_grad=False, sigma_detached=False, dtype=torch.float64):
+    def answer(decoder, x, mu, logvar, eps):
+        mu_, logvar_, eps_, x_ = (t.to(dtype) for t in (mu, logvar, eps, x))
+        sigma = torch.exp(0.5 * logvar_)
+        z = mu_ + (sigma.detach() if sigma_detached else sigma) * eps_
+        y = decoder(z.to(torch.float64)).to(dtype)
+        rec = (x_ * torch.log(y) + (1 - x_) * torch.log(1 - y)).sum(-1).mean(0)
+        with torch.set_grad_enabled(not kl_under_no_grad):
+            kl = 0.5 * (mu_**2 + logvar_.exp() - 1 - logvar_).sum(-1)
+        return rec - kl
+    return answer
+
+
+def test_each_cut_gradient_path_of_estimator_b_is_named_by_its_term():
+    fb = nb02.sgvb_b.check(_b_with(kl_under_no_grad=True))
+    assert _named(fb, "KL detached") and "the KL term's does not" in fb.message
+    assert _named(nb02.sgvb_b.check(_b_with(sigma_detached=True)), "z detached")
+    assert _named(nb02.sgvb_b.check(nb02.sgvb_b.mistakes[0].answer), "gradients blocked")
+
+
+def test_a_right_float32_answer_passes_though_its_gradient_is_float32():
+    answer = _b_with(dtype=torch.float32)
+    decoder, x, mu, logvar, eps = nb02._b_grad_args()
+    mu2, lv2 = mu.detach().clone().requires_grad_(True), logvar.detach().clone().requires_grad_(True)
+    g32 = torch.autograd.grad(answer(decoder, x, mu, logvar, eps).sum(), mu)[0]
+    g64 = torch.autograd.grad(nb02.estimator_b(decoder, x, mu2, lv2, eps).sum(), mu2)[0]
+    assert not torch.allclose(g32.double(), g64, rtol=1e-6, atol=1e-9)   # the old probe's tolerance fails it ...
+    assert nb02.sgvb_b.check(answer).passed                              # ... the check does not
+
+
+def test_hints_leave_the_code_to_the_solution():
+    given_away = {nb02.laplace: ["log1p", "torch.sign", "log(1 - 2|u - 1/2|)", "log(2u)", "log(2 - 2u)"],
+                  nb02.sgvb_b: ["exp(logvar / 2)", "x * log y", "mu_j^2 + sigma_j^2 - 1", "kl_to_standard_normal"],
+                  nb02.baseline: ["fz.sum()", "(fz - b)", "sigma^3", "(z - mu) / sigma^2", "[:, None]"]}
+    for ex, fragments in given_away.items():
+        body = inspect.getsource(ex.reference).split('"""')[-1]          # the solution's code, after its docstring
+        for line in filter(None, (line.split("#")[0].strip() for line in body.splitlines())):
+            assert line not in ex.hint_text, (ex.key, line)
+        assert not [f for f in fragments if f in ex.hint_text], ex.key
+
+
+def test_the_baseline_solution_names_the_paper_sections_right():
+    shown = repr(nb02.baseline.solution())
+    assert "a control variate" in shown and "(section 2.2)" not in shown
 
 
 # -- 02.4 -------------------------------------------------------------------------------------

@@ -1,6 +1,11 @@
-"""Notebook 03's exercises beyond the generic checks of test_exercises.py: the probe of 03.1
-fires on unstable and clamped answers only, other correct ways of writing each answer pass, and
-the reference solutions agree with the package functions the notebook runs."""
+"""Notebook 03's exercises beyond the generic checks of test_exercises.py: the probes of 03.1
+fire on unstable and clamped answers only (not on logits read as probabilities), on a cut
+gradient and on noise drawn inside the answer; 03.3's cases tell the average KL from the KL of
+the average q and from a majority vote; other correct ways of writing each answer pass, the
+hints leave the code to the solution, and the reference solutions agree with the package
+functions the notebook runs."""
+import inspect
+
 import torch
 import torch.nn.functional as F
 
@@ -42,6 +47,51 @@ def test_the_saturation_probe_passes_every_stable_answer_and_the_other_mistakes(
     signs = torch.tensor([[1.0, -1.0, -1.0, 1.0]], dtype=torch.float64)
     value = nb03.estimator_b(x, zeros, zeros, zeros, lambda z: 100 * signs + 0 * z.sum(-1, keepdim=True))
     assert torch.allclose(value, torch.tensor([-200.0], dtype=torch.float64))  # two pixels, -100 nats each
+
+
+def test_logits_read_as_probabilities_are_named_for_that_not_for_sigmoid_then_log():
+    def answer(x, mu, logvar, eps, decoder):                   # the decoder of 02.3 returned y; this one returns logits
+        y = decoder(_z(mu, logvar, eps))
+        return (x * torch.log(y) + (1 - x) * torch.log(1 - y)).sum(-1) - _kl(mu, logvar)
+    assert nb03._saturated_logits(answer) is None
+    fb = nb03.bound.check(answer)
+    assert fb.mistake == "logits as probabilities" and "returns logits" in fb.message, fb
+
+
+def test_log_sigmoid_of_both_signs_is_caught_in_float32():
+    def answer(x, mu, logvar, eps, decoder):                   # exact, and finite in float64 up to |a| = 709
+        a = decoder(_z(mu, logvar, eps))
+        return (x * torch.log(torch.sigmoid(a)) + (1 - x) * torch.log(torch.sigmoid(-a))).sum(-1) - _kl(mu, logvar)
+    a = torch.tensor([-200.0, 200.0], dtype=torch.float64)
+    assert torch.isfinite(torch.log(torch.sigmoid(a))).all()  # float64 alone at +-200 would miss it
+    fb = nb03.bound.check(answer)
+    assert fb.mistake == "sigmoid then log", fb
+
+
+def test_a_detached_z_or_kl_and_fresh_noise_are_named():
+    def z_detached(x, mu, logvar, eps, decoder):               # the reviewer's answer: right values, no path through z
+        logits = decoder((mu + torch.exp(0.5 * logvar) * eps).detach())
+        return (x * logits - F.softplus(logits)).sum(-1) - _kl(mu, logvar)
+
+    def kl_no_grad(x, mu, logvar, eps, decoder):
+        logits = decoder(_z(mu, logvar, eps))
+        with torch.no_grad():
+            kl = _kl(mu, logvar)
+        return (x * logits - F.softplus(logits)).sum(-1) - kl
+
+    def own_noise(x, mu, logvar, eps, decoder):
+        z = torch.distributions.Normal(mu, (0.5 * logvar).exp()).rsample()
+        return (x * decoder(z) - F.softplus(decoder(z))).sum(-1) - _kl(mu, logvar)
+
+    for answer, name in [(z_detached, "z detached"), (kl_no_grad, "KL detached"), (own_noise, "own noise")]:
+        fb = nb03.bound.check(answer)
+        assert fb.status == E.MISTAKE and fb.mistake == name, (name, fb)
+
+
+def test_bce_with_logits_default_reduction_is_named():
+    def answer(x, mu, logvar, eps, decoder):
+        return -F.binary_cross_entropy_with_logits(decoder(_z(mu, logvar, eps)), x) - _kl(mu, logvar)
+    assert nb03.bound.check(answer).mistake == "reduction mean"
 
 
 def test_other_stable_ways_of_writing_estimator_b_pass():
@@ -129,4 +179,28 @@ def test_unit_counts_agree_with_the_package_functions_of_the_notebook():
 
 def test_the_designed_case_separates_the_two_counts():
     mu, logvar = nb03._units_cases()[0]
-    assert nb03.unit_counts(mu, logvar) == (2, 3)  # units 0, 2 are active; 0, 4, 5 carry over 0.1 nats
+    assert nb03.unit_counts(mu, logvar) == (4, 5)  # units 0, 2, 6, 7 are active; 0, 4, 5, 6, 7 carry over 0.1 nats
+    kl = (-0.5 * (1 + logvar - mu**2 - logvar.exp())).mean(0)
+    assert torch.allclose(kl[4:], torch.tensor([0.5 * (3 + torch.e**-3), 0.5 * (5 + torch.e**-6), 0.125, 0.2],
+                                               dtype=torch.float64))   # the comments' 1.52, 2.50, 0.125, 0.2
+
+
+def test_wrong_averages_of_the_kl_are_named():
+    def kl_of_average(mu, logvar):                             # the reviewer's: squared mean, not mean square
+        kl = -0.5 * (1 + logvar.mean(0) - mu.mean(0) ** 2 - logvar.exp().mean(0))
+        return int((mu.var(0) > 0.01).sum()), int((kl > 0.1).sum())
+
+    def majority(mu, logvar):
+        kl = -0.5 * (1 + logvar - mu**2 - logvar.exp())
+        return int((mu.var(0) > 0.01).sum()), int(((kl > 0.1).double().mean(0) > 0.5).sum())
+    assert nb03.units.check(kl_of_average).mistake == "KL of the averaged q"
+    assert nb03.units.check(majority).mistake == "most datapoints over 0.1"
+
+
+def test_hints_leave_the_code_to_the_solution():
+    given_away = {nb03.step: ["tuple(", "lr * gp", "autograd.grad(that"], nb03.units: ["mu.var(0)", "int((", ".mean(0)"]}
+    for ex, fragments in given_away.items():
+        body = inspect.getsource(ex.reference).split('"""')[-1]
+        for line in filter(None, (line.split("#")[0].strip() for line in body.splitlines())):
+            assert line not in ex.hint_text, (ex.key, line)
+        assert not [f for f in fragments if f in ex.hint_text], ex.key

@@ -1,10 +1,11 @@
 """Exercises of notebook 02 (the reparameterization trick, the SGVB estimators): checkers and
 reference solutions.
 
-Two probes recognise what output comparisons cannot: a gradient that does not reach the
-parameters (`.sample()`, `.detach()`, `torch.no_grad()`, `.item()` or numpy in the way), and
-noise drawn inside the answer instead of the noise passed in (two calls with the same inputs
-disagree).
+Probes recognise what output comparisons cannot: a gradient that does not reach a parameter
+(`.sample()`, `.detach()`, `torch.no_grad()`, `.item()` or numpy in the way), named by the
+parameter it misses (or, for estimator B, by the term, KL or reconstruction, whose path is
+cut), and noise drawn inside the answer instead of the noise passed in (two calls with the
+same inputs disagree).
 """
 from __future__ import annotations
 
@@ -17,29 +18,90 @@ from . import Exercise, Mistake, outputs_close
 F64 = torch.float64
 
 
-def _gradient_probe(reference, make_args, wrt, name="gradients blocked"):
-    """A probe: `name` if the answer's value carries no gradient to the arguments `wrt`
-    (indices), or if its value is the reference's but its gradient is not; else None.
+GRAD_RTOL, GRAD_ATOL = 1e-3, 1e-5  # looser than the values' 1e-5: a right float32 answer's gradient differs by ~1e-5
 
-    make_args() returns fresh arguments whose entries at `wrt` are leaves requiring grad.
+
+def _plain(x):
+    return x.detach() if torch.is_tensor(x) else x
+
+
+def _grads(fn, args, wrt):
+    """fn(*args) and the gradients of its sum with respect to args[i], i in wrt (None where none flows)."""
+    out = fn(*args)
+    if not (torch.is_tensor(out) and out.requires_grad):
+        return out, [None] * len(wrt)
+    return out, list(torch.autograd.grad(out.sum(), [args[i] for i in wrt], allow_unused=True))
+
+
+def _as_grad(g, like):
+    """A gradient that did not flow (None) is a zero gradient."""
+    return torch.zeros_like(like) if g is None else g.to(like.dtype)
+
+
+def _same_grad(g, w):
+    return torch.allclose(_as_grad(g, w), w, rtol=GRAD_RTOL, atol=GRAD_ATOL)
+
+
+def _call(answer, args, wrt):
+    """_grads for the reader's answer: numpy on a tensor that requires grad means a cut graph
+    (returns None); any other failure propagates (check() reports it, e.g. an in-place operation)."""
+    try:
+        return _grads(answer, args, wrt)
+    except RuntimeError as err:
+        if "numpy" in str(err):
+            return None
+        raise
+
+
+def _gradient_probe(reference, make_args, wrt, names):
+    """A probe: which of the arguments `wrt` (indices) the answer's gradient misses.
+
+    names maps a tuple of indices (those whose gradient is missing or not the reference's) to a
+    mistake's name; the tuple of all of `wrt` is "nothing reaches them". An answer whose output
+    carries no gradient at all gets that name whatever its value; otherwise a value that is not
+    the reference's is left to the comparison of outputs. make_args() returns fresh arguments
+    whose entries at `wrt` are leaves requiring grad.
     """
     def probe(answer):
-        args = make_args()
-        try:
-            got = answer(*args)
-        except Exception as err:  # .numpy() on a tensor that requires grad: the graph is cut
-            return name if "numpy" in str(err) else None
-        if not torch.is_tensor(got) or not got.requires_grad:
-            return name
-        ref_args = make_args()
-        want = reference(*ref_args)
-        if not outputs_close(got.detach(), want.detach()):
+        args, ref_args = make_args(), make_args()
+        answered = _call(answer, args, wrt)
+        if answered is None or not (torch.is_tensor(answered[0]) and answered[0].requires_grad):
+            return names[tuple(wrt)]
+        (got, g_got), (want, g_want) = answered, _grads(reference, ref_args, wrt)
+        if not outputs_close(_plain(got), want.detach()):
             return None  # a wrong value: the comparison of outputs says which
-        g_got = torch.autograd.grad(got.sum(), [args[i] for i in wrt], allow_unused=True)
-        g_want = torch.autograd.grad(want.sum(), [ref_args[i] for i in wrt])
-        if any(g is None or not torch.allclose(g, w, rtol=1e-6, atol=1e-9) for g, w in zip(g_got, g_want)):
-            return name
-        return None
+        bad = tuple(i for i, g, w in zip(wrt, g_got, g_want) if not _same_grad(g, w))
+        return names[bad] if bad else None
+    return probe
+
+
+def _path_probe(reference, make_args, wrt, without_z):
+    """A probe for estimator B, whose gradient reaches mu and log sigma^2 by two paths: through
+    z (the reconstruction term) and through the KL term. without_z(args) swaps in a decoder that
+    ignores z, so that only the KL term carries a gradient; the reconstruction's part is the rest.
+
+    "gradients blocked": no gradient at all; "KL detached": the KL term's part is missing or
+    wrong; "z detached": the reconstruction's part is; None if both are right, or if the value
+    is not the reference's (the comparison of outputs says which).
+    """
+    def probe(answer):
+        args, ref_args = make_args(), make_args()
+        answered = _call(answer, args, wrt)
+        if answered is None or not (torch.is_tensor(answered[0]) and answered[0].requires_grad):
+            return "gradients blocked"
+        (got, g_got), (want, g_want) = answered, _grads(reference, ref_args, wrt)
+        if not outputs_close(_plain(got), want.detach()):
+            return None
+        kl_only = _call(answer, without_z(make_args()), wrt)
+        if kl_only is None:
+            return "gradients blocked"
+        k_got, k_want = kl_only[1], _grads(reference, without_z(make_args()), wrt)[1]
+        kl_ok = all(_same_grad(g, w) for g, w in zip(k_got, k_want))
+        rec_ok = all(_same_grad(_as_grad(g, w) - _as_grad(k, w), w - kw)
+                     for g, k, w, kw in zip(g_got, k_got, g_want, k_want))
+        if not (kl_ok or rec_ok):
+            return "gradients blocked"
+        return None if kl_ok and rec_ok else ("z detached" if kl_ok else "KL detached")
     return probe
 
 
@@ -58,7 +120,7 @@ def _fresh_noise_probe(make_args, name="own noise"):
 # -- 1. The reparameterized sample, section 2.4 -------------------------------------------------
 
 def reparameterize(mu, logvar, eps):
-    """z = mu + sigma * eps with sigma = exp(logvar / 2) (section 2.4, eq. 10's z^(i,l)):
+    """z = mu + sigma * eps with sigma = exp(logvar / 2) (the paper's section 2.4; eq. 10's z^(i,l)):
     the same shape as eps; eps ~ N(0, I) is given, so z is a differentiable function of (mu, logvar)."""
     return mu + torch.exp(0.5 * logvar) * eps
 
@@ -80,10 +142,19 @@ reparam = Exercise(
     "02.1", "the reparameterized sample z = mu + sigma * eps", reparameterize, _reparam_cases,
     mistakes=[
         Mistake("gradients blocked",
-                "no gradient reaches mu and log sigma^2 through your z: `.sample()`, `.detach()`, "
+                "no gradient reaches mu or log sigma^2 through your z: `.sample()`, `.detach()`, "
                 "`torch.no_grad()`, `.item()` or numpy cut the graph. Compute z = mu + sigma * eps with "
                 "tensor operations on mu and logvar (what `.rsample()` does).",
                 lambda mu, logvar, eps: (mu + torch.exp(0.5 * logvar) * eps).detach()),
+        Mistake("no gradient to log sigma^2",
+                "mu gets its gradient, but log sigma^2 does not (or not the right one): sigma was cut from "
+                "`logvar` (a `.detach()`, `.item()`, or sigma computed outside the graph). Compute "
+                "sigma = exp(logvar / 2) from logvar itself, or the encoder's variance never learns.",
+                lambda mu, logvar, eps: mu + torch.exp(0.5 * logvar.detach()) * eps),
+        Mistake("no gradient to mu",
+                "log sigma^2 gets its gradient, but mu does not (or not the right one): mu was cut from the "
+                "graph (a `.detach()`, `.item()` or numpy). Add mu itself: z = mu + sigma * eps.",
+                lambda mu, logvar, eps: mu.detach() + torch.exp(0.5 * logvar) * eps),
         Mistake("own noise",
                 "your z changes between two calls with the same eps: you drew fresh noise (`torch.randn`, "
                 "`.rsample()`) instead of using the `eps` passed in. Use eps itself.",
@@ -100,7 +171,9 @@ reparam = Exercise(
                 "your z is sigma * eps, centred at 0: the location mu is missing. z = mu + sigma * eps.",
                 lambda mu, logvar, eps: torch.exp(0.5 * logvar) * eps),
     ],
-    probes=[_gradient_probe(reparameterize, _reparam_grad_args, wrt=(0, 1)),
+    probes=[_gradient_probe(reparameterize, _reparam_grad_args, wrt=(0, 1),
+                            names={(0, 1): "gradients blocked", (1,): "no gradient to log sigma^2",
+                                   (0,): "no gradient to mu"}),
             _fresh_noise_probe(lambda: _reparam_cases()[0])],
     hint="""
         The noise is given: eps ~ N(0, I), the same shape as mu. Scale it by the standard
@@ -114,7 +187,7 @@ reparam = Exercise(
 # -- 2. An inverse-CDF rsample: the Laplace distribution ----------------------------------------
 
 def laplace_rsample(loc, scale, u):
-    """z = F^{-1}(u) for Laplace(loc, scale), u ~ U(0, 1) given (section 2.4, the inverse-CDF approach):
+    """z = F^{-1}(u) for Laplace(loc, scale), u ~ U(0, 1) given (the paper's section 2.4, the inverse-CDF approach):
 
         F(z) = 1/2 exp((z - loc) / scale)          for z < loc
                1 - 1/2 exp(-(z - loc) / scale)     for z >= loc
@@ -143,10 +216,18 @@ laplace = Exercise(
     "02.2", "an inverse-CDF rsample for the Laplace distribution", laplace_rsample, _laplace_cases,
     mistakes=[
         Mistake("gradients blocked",
-                "no gradient reaches loc and scale through your z (`.detach()`, `.item()`, numpy or scipy "
+                "no gradient reaches loc or scale through your z (`.detach()`, `.item()`, numpy or scipy "
                 "in the way): an rsample is only useful if z is a differentiable function of the parameters. "
                 "Write F^{-1}(u) with torch operations.",
                 lambda loc, scale, u: laplace_rsample(loc, scale, u).detach()),
+        Mistake("no gradient to scale",
+                "loc gets its gradient, but scale does not (or not the right one): scale was cut from the "
+                "graph (a `.detach()`, `.item()` or numpy). Multiply by the `scale` tensor itself.",
+                lambda loc, scale, u: laplace_rsample(loc, scale.detach(), u)),
+        Mistake("no gradient to loc",
+                "scale gets its gradient, but loc does not (or not the right one): loc was cut from the "
+                "graph (a `.detach()`, `.item()` or numpy). Add the `loc` tensor itself.",
+                lambda loc, scale, u: laplace_rsample(loc.detach(), scale, u)),
         Mistake("own noise",
                 "your z changes between two calls with the same u: you drew fresh noise (`torch.rand`, "
                 "`.rsample()`) instead of transforming the `u` passed in.",
@@ -169,14 +250,17 @@ laplace = Exercise(
                 "within scale * log 2 of loc. It is log(1 - 2|u - 1/2|), which runs from 0 at u = 1/2 to -inf at the ends.",
                 lambda loc, scale, u: loc - scale * torch.sign(u - 0.5) * torch.log1p(-(u - 0.5).abs())),
     ],
-    probes=[_gradient_probe(laplace_rsample, _laplace_grad_args, wrt=(0, 1)),
+    probes=[_gradient_probe(laplace_rsample, _laplace_grad_args, wrt=(0, 1),
+                            names={(0, 1): "gradients blocked", (1,): "no gradient to scale",
+                                   (0,): "no gradient to loc"}),
             _fresh_noise_probe(lambda: _laplace_cases()[0])],
     hint="""
-        Solve u = F(z) for z on each side. For u < 1/2 (z < loc): u = 1/2 exp((z - loc)/scale),
-        so z = loc + scale * log(2u). For u >= 1/2: z = loc - scale * log(2 - 2u). Both are
-        loc - scale * sign(u - 1/2) * log(1 - 2|u - 1/2|); torch.sign, .abs() and torch.log1p
-        do it in one line, with no Python `if` (u is a tensor). Check: u = 1/2 gives loc, and
-        with u = torch.rand(100_000) the mean is about loc and the variance about 2 scale^2.
+        Solve u = F(z) for z on each half of the CDF: u < 1/2 is the half z < loc, u >= 1/2 the
+        half z >= loc; each is a log after one rearrangement. The two solutions are mirror images
+        about loc, so one expression in sign(u - 1/2) and |u - 1/2| covers both, with no Python
+        `if` (u is a tensor). Check your formula: u = 1/2 must give loc, u -> 0 and u -> 1 must
+        give -inf and +inf, and with u = torch.rand(100_000) the mean should be about loc and the
+        variance about 2 scale^2.
     """,
 )
 
@@ -228,9 +312,16 @@ def _b_grad_args():
     return decoder, x, mu.requires_grad_(True), logvar.requires_grad_(True), eps
 
 
-def _b_parts(decoder, x, mu, logvar, eps):
+def _b_without_z(args):
+    """The same arguments with a decoder that ignores z (its output at z = 0): only the KL carries a gradient."""
+    decoder, x, mu, logvar, eps = args
+    y0 = decoder(torch.zeros(mu.shape[-1], dtype=mu.dtype)).detach()
+    return (lambda z: y0.repeat(*z.shape[:-1], 1)), x, mu, logvar, eps
+
+
+def _b_parts(decoder, x, mu, logvar, eps, sigma_power=0.5):
     """Per-pixel log p(x_i|z_l), (L, B, D), and KL, (B,): the mistakes' pieces."""
-    y = decoder(mu + torch.exp(0.5 * logvar) * eps)
+    y = decoder(mu + torch.exp(sigma_power * logvar) * eps)
     return x * torch.log(y) + (1 - x) * torch.log(1 - y), -0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(-1)
 
 
@@ -259,6 +350,27 @@ def _b_sum_over_samples(decoder, x, mu, logvar, eps):
     return per_pixel.sum(-1).sum(0) - kl
 
 
+def _b_sigma_as_variance(decoder, x, mu, logvar, eps):
+    per_pixel, kl = _b_parts(decoder, x, mu, logvar, eps, sigma_power=1.0)
+    return per_pixel.sum(-1).mean(0) - kl
+
+
+def _b_no_kl(decoder, x, mu, logvar, eps):
+    return _b_parts(decoder, x, mu, logvar, eps)[0].sum(-1).mean(0)
+
+
+def _b_reduction_sum(decoder, x, mu, logvar, eps):
+    per_pixel, kl = _b_parts(decoder, x, mu, logvar, eps)
+    return per_pixel.sum() - kl                         # F.binary_cross_entropy(..., reduction="sum")
+
+
+def _b_kl_detached(decoder, x, mu, logvar, eps):
+    per_pixel, _ = _b_parts(decoder, x, mu, logvar, eps)
+    with torch.no_grad():
+        kl = -0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(-1)
+    return per_pixel.sum(-1).mean(0) - kl
+
+
 def _b_detached(decoder, x, mu, logvar, eps):
     z = (mu + torch.exp(0.5 * logvar) * eps).detach()
     y = decoder(z)
@@ -269,9 +381,19 @@ sgvb_b = Exercise(
     "02.3", "estimator B (eq. 7) with a Bernoulli decoder", estimator_b, _b_cases,
     mistakes=[
         Mistake("gradients blocked",
-                "your value is right, but no gradient flows through z (a `.detach()`, `torch.no_grad()` or "
-                "`.sample()` cut it): only the KL term's gradient would reach the encoder. Compute "
-                "z = mu + sigma * eps inside the graph.", _b_detached),
+                "no gradient reaches mu or log sigma^2 (or not the right one), neither through z nor "
+                "through the KL term: a `.detach()`, `torch.no_grad()`, `.sample()`, `.item()` or numpy cut "
+                "the graph. Compute the whole estimate with tensor operations on mu and logvar.",
+                lambda *args: estimator_b(*args).detach()),
+        Mistake("z detached",
+                "your value is right and the KL term's gradient reaches the encoder, but the reconstruction "
+                "term's does not (or not all of it): z was cut from mu or sigma (a `.detach()`, "
+                "`torch.no_grad()` or `.sample()`). Compute z = mu + sigma * eps inside the graph.", _b_detached),
+        Mistake("KL detached",
+                "your value is right and the reconstruction term's gradient reaches the encoder through z, "
+                "but the KL term's does not: it was computed under `torch.no_grad()`, or with `.detach()`, "
+                "`.item()` or numpy. Compute Appendix B's KL with tensor operations on mu and logvar: its "
+                "gradient is what pulls q towards the prior.", _b_kl_detached),
         Mistake("KL sign", "the KL term has the wrong sign: eq. 7 is -KL + reconstruction, and the KL "
                 "(Appendix B) is never negative; your estimate adds it.", _b_kl_sign),
         Mistake("mean over pixels",
@@ -288,25 +410,44 @@ sgvb_b = Exercise(
         Mistake("sum over samples",
                 "you summed log p(x|z_l) over the L samples: eq. 7 averages them, 1/L sum_l, or the "
                 "reconstruction term grows with L.", _b_sum_over_samples),
+        Mistake("sigma = exp(logvar)",
+                "your z uses exp(logvar) = sigma^2, the variance, as its scale: the standard deviation is "
+                "sigma = exp(logvar / 2), so z = mu + exp(0.5 * logvar) * eps.", _b_sigma_as_variance),
+        Mistake("no KL term",
+                "your estimate has no KL term: eq. 7 is -KL(q(z|x) || N(0, I)) + the reconstruction term. "
+                "Subtract Appendix B's KL (exercise 01.1), one per datapoint.", _b_no_kl),
+        Mistake("reduction sum",
+                "one reconstruction number for the whole batch, summed over samples, datapoints and pixels: "
+                "that is `F.binary_cross_entropy(..., reduction='sum')`. Use reduction='none' (or write the "
+                "log-likelihood), sum over the pixels (the last dimension), average over the L samples (dim 0): "
+                "one value per datapoint.", _b_reduction_sum),
+        Mistake("own noise",
+                "your estimate changes between two calls with the same eps: you drew fresh noise (`torch.randn`, "
+                "`.rsample()`) instead of using the `eps` passed in. Build z from eps itself.",
+                lambda decoder, x, mu, logvar, eps: estimator_b(decoder, x, mu, logvar, torch.randn_like(eps))),
     ],
-    probes=[_gradient_probe(estimator_b, _b_grad_args, wrt=(2, 3))],
+    probes=[_path_probe(estimator_b, _b_grad_args, wrt=(2, 3), without_z=_b_without_z),
+            _fresh_noise_probe(lambda: _b_cases()[0])],
     hint="""
-        Three lines. z = mu + exp(logvar / 2) * eps, shape (L, B, J); y = decoder(z), (L, B, D).
-        log p(x|z) = (x * log y + (1 - x) * log(1 - y)) summed over the last dimension (pixels),
-        then averaged over dim 0 (the L samples): one value per datapoint. Subtract Appendix B's
-        KL, 1/2 sum_j (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2) (exercise 01.1, or
-        vae_utils.elbo.kl_to_standard_normal). Shapes: (B,) - (B,).
+        Eq. 7 in three steps; watch the shapes. (1) The L samples z^(l) from the given eps, as in
+        exercise 02.1: (L, B, J). (2) Appendix C.1's Bernoulli log-likelihood of each pixel under
+        the decoder's means y, (L, B, D); an image's log p(x|z) is the SUM over its pixels, and eq. 7
+        AVERAGES over the L samples: (B,). (3) Appendix B's KL of each q(z|x) from N(0, I),
+        summed over the J latent dimensions (exercise 01.1): (B,). Eq. 7 subtracts it.
+        Every step must stay a tensor operation on mu and logvar, so the gradient reaches them.
     """,
 )
 
 
-# -- 4. The score-function estimator with a baseline (section 2.2, a control variate) ------------
+# -- 4. Section 2.2's score-function estimator, with a baseline (a control variate) -------------
 
 def score_grad_baseline(fz, z, mu, sigma):
-    """Per-sample score-function estimates of (d/dmu, d/dsigma) E_{N(mu, sigma^2)}[f(z)], with a
-    leave-one-out baseline b_i = mean of f over the other n - 1 samples: shape (n, 2).
+    """Per-sample score-function estimates of (d/dmu, d/dsigma) E_{N(mu, sigma^2)}[f(z)], shape (n, 2):
+    section 2.2's estimator, with a leave-one-out baseline (a control variate) b_i, the mean of
+    f over the other n - 1 samples. (The paper's section 2.2 has only the plain f(z) grad log q;
+    control variates appear in its related work, section 4.)
 
-        g_i = (f(z_i) - b_i) * grad log N(z_i; mu, sigma^2)                          (section 2.2)
+        g_i = (f(z_i) - b_i) * grad log N(z_i; mu, sigma^2)
         d/dmu log N = (z - mu) / sigma^2,   d/dsigma log N = ((z - mu)^2 - sigma^2) / sigma^3
 
     fz = f(z_i) and z are (n,) with z_i ~ N(mu, sigma^2); b_i does not depend on z_i, so
@@ -360,12 +501,23 @@ baseline = Exercise(
                 "d/dsigma log N = (z - mu)^2 / sigma^3 - 1/sigma = ((z - mu)^2 - sigma^2) / sigma^3.",
                 lambda fz, z, mu, sigma: (fz - _loo(fz))[:, None] * torch.stack(
                     [(z - mu) / sigma**2, (z - mu) ** 2 / sigma**3], dim=-1)),
+        Mistake("score for log sigma",
+                "your second column is the score with respect to log sigma, ((z - mu)^2 - sigma^2) / sigma^2: "
+                "the exercise asks for d/dsigma, which is that divided by sigma, ((z - mu)^2 - sigma^2) / sigma^3.",
+                lambda fz, z, mu, sigma: (fz - _loo(fz))[:, None] * torch.stack(
+                    [(z - mu) / sigma**2, ((z - mu) ** 2 - sigma**2) / sigma**2], dim=-1)),
+        Mistake("baseline over n",
+                "your baseline divides the sum of the other n - 1 values by n: it is then (n - 1)/n times "
+                "their mean, and the offset is not removed. b_i = (sum_j f(z_j) - f(z_i)) / (n - 1).",
+                lambda fz, z, mu, sigma: (fz - (fz.sum() - fz) / fz.shape[0])[:, None] * _scores(z, mu, sigma)),
     ],
     hint="""
-        Two pieces. The baseline: b = (fz.sum() - fz) / (n - 1) gives every sample the mean of
-        the others at once. The score of N(mu, sigma^2) at z: (z - mu) / sigma^2 for mu and
-        ((z - mu)^2 - sigma^2) / sigma^3 for sigma; stack them as the last dimension, shape (n, 2).
-        Multiply: (fz - b)[:, None] * score.
+        Two pieces, then a product. The baseline b_i is the mean of the OTHER n - 1 values of f:
+        no loop is needed, since "all but i" is the total minus the i-th term. The score: write
+        log N(z; mu, sigma^2) = -log sigma - (z - mu)^2 / (2 sigma^2) + const and differentiate it
+        with respect to mu and to sigma (this notebook's section 1 gives both). Each row i of the
+        (n, 2) result is (f(z_i) - b_i) times the two scores at z_i. Use whole-tensor operations:
+        the measurement after the check calls your function on 20,000 samples.
     """,
 )
 
@@ -380,9 +532,9 @@ class Report:
         return "\n".join(self.lines)
 
 
-def variance_drop(answer, n: int = 100_000, mu: float = 0.5, sigma: float = 1.0, offset: float = 100.0,
+def variance_drop(answer, n: int = 20_000, mu: float = 0.5, sigma: float = 1.0, offset: float = 100.0,
                   seed: int = 0) -> Report:
-    """Measure what a baseline buys on section 3a's f(z) = z^2 + offset, once `answer` passes 02.4.
+    """Measure what a baseline buys on notebook 02's section 3a f(z) = z^2 + offset, once `answer` passes 02.4.
 
     Draws n samples z ~ N(mu, sigma^2) (fixed seed) and compares the single-sample variance of
     the score-function estimate without a baseline and with `answer`'s, and the mean of
