@@ -9,7 +9,7 @@ from scipy.stats import norm
 from vae_utils import latent
 from vae_utils.exercises import CORRECT, MISTAKE
 from vae_utils.exercises import nb04 as ex
-from vae_utils.plots import latent_grid
+from vae_utils.manifold import latent_grid
 
 
 # -- 04.1 -------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from vae_utils import manifold
 from vae_utils import plots as P
 from vae_utils import widgets as W
 from vae_utils.models import VAE, VAEConfig
@@ -43,9 +44,9 @@ def test_means_in_unit_interval(frey_model):
 
 
 def test_manifold_of_faces(frey_model):
-    grid = P.decode_grid(frey_model, n=4, image_shape=SHAPE)
+    grid = manifold.decode_grid(frey_model, n=4, image_shape=SHAPE)
     with torch.no_grad():
-        expected = frey_model.mean(torch.as_tensor(P.latent_grid(4), dtype=torch.float32))
+        expected = frey_model.mean(torch.as_tensor(manifold.latent_grid(4), dtype=torch.float32))
     np.testing.assert_allclose(grid, expected.reshape(16, *SHAPE).numpy(), rtol=1e-6)
     assert P.image_grid(grid, nrow=4).shape == (4 * 29 - 1, 4 * 21 - 1)
 
@@ -90,7 +91,7 @@ def test_decoded_box_of_faces(frey_model):
     import matplotlib.pyplot as plt
 
     _, ax = plt.subplots()
-    assert P.show_decoded_box(frey_model, np.linspace(-2, -1, 3), np.linspace(0, 1, 2), SHAPE, ax=ax) is None
+    assert manifold.show_decoded_box(frey_model, np.linspace(-2, -1, 3), np.linspace(0, 1, 2), SHAPE, ax=ax) is None
     img = ax.images[0].get_array()
     assert img.shape == (2 * 29 - 1, 3 * 21 - 1)  # 2 rows of 28 x 20 faces, 3 columns, 1 pixel apart
     with torch.no_grad():

@@ -8,7 +8,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from scipy.stats import norm  # noqa: E402
 
-from vae_utils import plots  # noqa: E402
+from vae_utils import manifold, plots  # noqa: E402
 from vae_utils.models import VAE, VAEConfig  # noqa: E402
 from vae_utils.train import History  # noqa: E402
 
@@ -28,7 +28,7 @@ def test_image_grid_layout_and_padding():
 
 
 def test_latent_grid_is_inverse_cdf_of_regular_grid():
-    z = plots.latent_grid(4)
+    z = manifold.latent_grid(4)
     assert z.shape == (16, 2)
     u = norm.cdf(z)
     np.testing.assert_allclose(np.unique(u[:, 0]), [0.125, 0.375, 0.625, 0.875], rtol=1e-5)
@@ -39,9 +39,9 @@ def test_latent_grid_is_inverse_cdf_of_regular_grid():
 
 def test_decode_grid_decodes_the_latent_grid():
     m = VAE(VAEConfig(z_dim=2, hidden=(8,), init="default")).eval()
-    out = plots.decode_grid(m, n=3)
+    out = manifold.decode_grid(m, n=3)
     with torch.no_grad():
-        expected = m.mean(torch.as_tensor(plots.latent_grid(3), dtype=torch.float32)).reshape(9, 28, 28)
+        expected = m.mean(torch.as_tensor(manifold.latent_grid(3), dtype=torch.float32)).reshape(9, 28, 28)
     np.testing.assert_allclose(out, expected.numpy(), rtol=1e-6)
 
 
@@ -93,18 +93,18 @@ def test_inside_hull_of_a_square():
     g = np.random.default_rng(0)
     p = g.uniform(-2, 2, size=(2000, 2))
     p = p[np.abs(np.abs(p).max(1) - 1) > 1e-6]  # none on the boundary
-    np.testing.assert_array_equal(plots.inside_hull(p, SQUARE), np.abs(p).max(1) < 1)
+    np.testing.assert_array_equal(manifold.inside_hull(p, SQUARE), np.abs(p).max(1) < 1)
 
 
 def test_inside_hull_counts_the_grid_cells_of_the_square():
     n = 12
     z = norm.ppf((np.arange(n) + 0.5) / n)
     k = int((np.abs(z) < 1).sum())  # (i + 1/2) / 12 in (Phi(-1), Phi(1)) = (0.159, 0.841): i = 2..9
-    assert plots.inside_hull(plots.latent_grid(n), SQUARE).sum() == k * k == 64
+    assert manifold.inside_hull(manifold.latent_grid(n), SQUARE).sum() == k * k == 64
 
 
 def test_hull_outline_runs_along_the_boundary():
-    out = plots.hull_outline(SQUARE, per_edge=10)
+    out = manifold.hull_outline(SQUARE, per_edge=10)
     assert out.shape == (4 * 10 + 1, 2)
     np.testing.assert_array_equal(out[0], out[-1])
     np.testing.assert_allclose(np.abs(out).max(1), 1.0)  # every point on the square's edge
@@ -115,22 +115,22 @@ def test_mark_data_on_manifold_washes_out_cells_outside_the_codes():
     n, shape = 6, (4, 3)
     _, ax = plt.subplots()
     plots.show_images(np.zeros((n * n, *shape)), nrow=n, ax=ax)
-    inside = plots.mark_data_on_manifold(ax, SQUARE, n, shape, wash=0.6)
-    np.testing.assert_array_equal(inside, plots.inside_hull(plots.latent_grid(n), SQUARE))
+    inside = manifold.mark_data_on_manifold(ax, SQUARE, n, shape, wash=0.6)
+    np.testing.assert_array_equal(inside, manifold.inside_hull(manifold.latent_grid(n), SQUARE))
     overlay = ax.images[-1].get_array()
     for k in range(n * n):
         r, c = divmod(k, n)
         alpha = overlay[r * 5:r * 5 + 4, c * 4:c * 4 + 3, 3]
         assert np.all(alpha == (0.0 if inside[k] else 0.6))
     dots = ax.collections[-1].get_offsets()  # the codes, on the Phi scale: z = 0 at the centre
-    cols, rows = plots.manifold_tick_positions(n, SQUARE[:, 0], shape)[0], plots.manifold_tick_positions(n, SQUARE[:, 1], shape)[1]
+    cols, rows = manifold.manifold_tick_positions(n, SQUARE[:, 0], shape)[0], manifold.manifold_tick_positions(n, SQUARE[:, 1], shape)[1]
     np.testing.assert_allclose(dots, np.stack([cols, rows], 1))
-    centre = plots.manifold_tick_positions(n, [0.0], shape)
+    centre = manifold.manifold_tick_positions(n, [0.0], shape)
     assert centre[0][0] == pytest.approx((n * 4 - 1 - 1) / 2) and centre[1][0] == pytest.approx((n * 5 - 1 - 1) / 2)
 
 
 def test_box_grid_rows_run_down_z2():
-    z = plots.box_grid([0.0, 1.0, 2.0], [5.0, -1.0])
+    z = manifold.box_grid([0.0, 1.0, 2.0], [5.0, -1.0])
     np.testing.assert_array_equal(z, [[0, 5], [1, 5], [2, 5], [0, -1], [1, -1], [2, -1]])
 
 
@@ -139,8 +139,8 @@ def test_show_decoded_box_centres_each_image_on_its_code():
     m = VAE(VAEConfig(x_dim=12, z_dim=2, hidden=(8,), init="default")).eval()
     shape, z1, z2 = (4, 3), np.linspace(-1, 1, 5), np.linspace(0, 2, 3)
     _, ax = plt.subplots()
-    inside = plots.show_decoded_box(m, z1, z2, shape, codes=SQUARE, ax=ax)
-    np.testing.assert_array_equal(inside, plots.inside_hull(plots.box_grid(z1, z2), SQUARE))
+    inside = manifold.show_decoded_box(m, z1, z2, shape, codes=SQUARE, ax=ax)
+    np.testing.assert_array_equal(inside, manifold.inside_hull(manifold.box_grid(z1, z2), SQUARE))
     img = ax.images[0]
     left, right, bottom, top = img.get_extent()
     grid = img.get_array()

@@ -8,7 +8,7 @@ Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014 (arXiv:1312.6114)
     theory       linear_gaussian (a closed-form model), gradients (score-function vs pathwise
                  gradients, and the gradient variance of the SGVB estimators A and B)
     baselines    hmc, marginal (Appendix D), wake_sleep, mcem, compare (Figure 3)
-    front end    plots, maps, png, widgets
+    front end    plots, manifold, maps, png, widgets
     colab        installs the package on Colab without changing what Colab ships
 
 The core never imports the front end. Importing this package does not import torch (so

@@ -28,12 +28,12 @@ def to_png(image: np.ndarray, scale: int = 4) -> bytes:
 
 
 def framed_png(image: np.ndarray, n: int, image_shape=(28, 28), scale: int = 1, dpi: int = 100) -> bytes:
-    """PNG bytes of a decoded latent_grid(n) image with its z ticks (`plots.label_manifold_axes`),
+    """PNG bytes of a decoded latent_grid(n) image with its z ticks (`manifold.label_manifold_axes`),
     each image pixel drawn as `scale` x `scale` screen pixels."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from .plots import label_manifold_axes
+    from .manifold import label_manifold_axes
 
     h, w = image.shape
     left, bottom, right, top = 0.55, 0.5, 0.1, 0.1  # inches around the image

@@ -25,7 +25,8 @@ import torch
 from .latent import class_medoids
 from .maps import LatentMap, draw_codes, mark_points
 from .models import VAE, VAEConfig
-from .plots import decode_grid, image_grid
+from .manifold import decode_grid
+from .plots import image_grid
 from .png import framed_png, grid_size, png_width, to_png
 
 # -- pure functions --------------------------------------------------------------------------
@@ -271,7 +272,7 @@ class EpochExplorer(_widgets.VBox):
         when the frames are n x n grids (z1 on every panel, z2 on the first)."""
         import matplotlib.pyplot as plt
 
-        from .plots import label_manifold_axes
+        from .manifold import label_manifold_axes
 
         epochs = list(self.frames if epochs is None else epochs)
         fig, axes = plt.subplots(1, len(epochs), figsize=(size * len(epochs), size * 1.12),
