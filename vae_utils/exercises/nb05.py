@@ -19,6 +19,28 @@ def _finite_at(answer, *args) -> bool | None:
         return None
 
 
+def _out_of_log_space(exercise, answer, extreme_args, moderate_cases, numeric: str) -> str | None:
+    """What an answer that is not finite at extreme log-values is told: the idea first.
+
+    If it is finite there: None. If not, it left log space; on moderate inputs, where exp neither
+    overflows nor underflows in float64, it may still match the solution (then it is told `numeric`,
+    the mistake of leaving log space) or a conceptual mistake (then it is told that one first: its
+    idea is wrong whatever the precision). Anything else: None, and the check says where it differs.
+    """
+    if _finite_at(answer, *extreme_args) is not False:
+        return None
+    try:
+        got = [answer(*a) for a in moderate_cases()]
+    except Exception:
+        return None
+    candidates = [(numeric, exercise.reference)] + [(m.name, m.answer) for m in exercise.mistakes if m.name != numeric]
+    for name, fn in candidates:
+        want = [fn(*a) for a in moderate_cases()]
+        if all(outputs_close(g, w, exercise.rtol, exercise.atol) for g, w in zip(got, want)):
+            return name
+    return None
+
+
 # -- 1. The importance-sampled estimate: a stable log-mean-exp --------------------------------
 
 def log_px_estimate(log_w):
@@ -30,16 +52,19 @@ def log_px_estimate(log_w):
     return torch.logsumexp(log_w, dim=0) - math.log(log_w.shape[0])
 
 
-def _lme_cases():
+def _lme_cases(extreme: bool = True):
+    """Log-weights (K, B) as on MNIST (about -140), near -1e4 (only if `extreme`), and near -1."""
     g = torch.Generator().manual_seed(0)
     mnist_like = -140 + 10 * torch.randn(1, 4, generator=g, dtype=F64) + 3 * torch.randn(50, 4, generator=g, dtype=F64)
     tiny = -1e4 + 2 * torch.randn(20, 3, generator=g, dtype=F64)  # exp(-1e4) is 0 in float64
-    return [(mnist_like,), (tiny,), (torch.randn(7, 2, generator=g, dtype=F64) - 1,)]
+    small = torch.randn(7, 2, generator=g, dtype=F64) - 1
+    return [(mnist_like,), (tiny,), (small,)] if extreme else [(mnist_like,), (small,)]
 
 
 def _underflow_probe(answer):
     log_w = -1e4 + torch.arange(8, dtype=F64).reshape(4, 2)
-    return "exp then log underflows" if _finite_at(answer, log_w) is False else None
+    return _out_of_log_space(log_mean_exp, answer, (log_w,), lambda: _lme_cases(extreme=False),
+                             "exp then log underflows")
 
 
 def _max_not_added_back(log_w):
@@ -52,11 +77,12 @@ log_mean_exp = Exercise(
     mistakes=[
         Mistake("exp then log underflows",
                 "exp then log underflows to -inf: exp(-1e4) is 0 in floating point, and MNIST's "
-                "log-weights (about -140 nats) already underflow in float32. Subtract the largest "
-                "log-weight before exp and add it back after the log (torch.logsumexp does both).",
+                "log-weights (about -140 nats) already underflow in float32. Stay in log space: "
+                "subtract the largest log-weight before exp and add it back after the log.",
                 lambda log_w: torch.log(torch.exp(log_w).mean(dim=0))),
         Mistake("no -log K", "log-sum-exp without the -log K: that is log sum_k w_k, K times too big "
-                "inside the log. Subtract math.log(K), K = log_w.shape[0].",
+                "inside the log. The estimate averages the K weights: dividing by K inside the log is "
+                "subtracting log K outside it.",
                 lambda log_w: torch.logsumexp(log_w, dim=0)),
         Mistake("mean of the log-weights",
                 "that is the mean of the log-weights, 1/K sum_k log w_k: an estimate of the bound L "
@@ -71,10 +97,12 @@ log_mean_exp = Exercise(
     ],
     probes=[_underflow_probe],
     hint="""
-        log 1/K sum_k exp(a_k) = m + log 1/K sum_k exp(a_k - m) for any m; with m = max_k a_k
-        the largest term is exp(0) = 1, so nothing underflows. torch.logsumexp(a, dim=0)
-        computes log sum_k exp(a_k) this way; the mean is the sum divided by K, so subtract
-        log K. Reduce over dim 0, the K samples, to get one value per datapoint.
+        The weights exp(log_w) are too small to compute, but a log-mean-exp needs only
+        differences: for any m,  log 1/K sum_k exp(a_k) = m + log 1/K sum_k exp(a_k - m).
+        With m the largest a_k, the largest term is exp(0) = 1 and nothing underflows
+        (PyTorch has a function that does this shift for a log-sum-exp). A mean is a sum
+        divided by K: in logs, what does dividing become? One value per datapoint: reduce
+        over the K samples, which lie along the first dimension.
     """,
 )
 
@@ -90,20 +118,20 @@ def effective_sample_size(log_w):
     return torch.exp(2 * torch.logsumexp(log_w, dim=0) - torch.logsumexp(2 * log_w, dim=0))
 
 
-def _ess_cases():
+def _ess_cases(extreme: bool = True):
+    """Log-weights (K, B) as on MNIST (about -140), near -1e4 (only if `extreme`), and near 0."""
     g = torch.Generator().manual_seed(1)
     mnist_like = -140 + 10 * torch.randn(1, 4, generator=g, dtype=F64) + 2 * torch.randn(50, 4, generator=g, dtype=F64)
     tiny = -1e4 + torch.randn(20, 3, generator=g, dtype=F64)
-    return [(mnist_like,), (tiny,), (0.5 * torch.randn(10, 2, generator=g, dtype=F64) + 0.3,)]
+    small = 0.5 * torch.randn(10, 2, generator=g, dtype=F64) + 0.3
+    return [(mnist_like,), (tiny,), (small,)] if extreme else [(mnist_like,), (small,)]
 
 
 def _ess_underflow_probe(answer):
     """exp(log w) underflows to 0 for log w near -1e4, and the ratio becomes 0/0 = nan."""
     log_w = -1e4 + 0.5 * torch.arange(8, dtype=F64).reshape(4, 2)
-    try:
-        return "exp underflows" if torch.isnan(torch.as_tensor(answer(log_w), dtype=F64)).any() else None
-    except Exception:
-        return None
+    return _out_of_log_space(effective_samples, answer, (log_w,), lambda: _ess_cases(extreme=False),
+                             "exp underflows")
 
 
 effective_samples = Exercise(
@@ -111,7 +139,8 @@ effective_samples = Exercise(
     mistakes=[
         Mistake("exp underflows",
                 "exp underflows: at log-weights near -1e4 every exp(log w) is 0 and the ratio is 0/0. "
-                "Stay in logs: 2 logsumexp(log w) - logsumexp(2 log w), then exp.",
+                "Stay in log space: find the log of each sum from the log-weights, and exponentiate "
+                "only at the end, when the number is the ESS itself (between 1 and K).",
                 lambda log_w: log_w.exp().sum(0) ** 2 / (log_w.exp() ** 2).sum(0)),
         Mistake("inverted", "upside down: sum_k w_k^2 / (sum_k w_k)^2 is 1/ESS. The effective sample size "
                 "is (sum_k w_k)^2 / sum_k w_k^2: K for equal weights, 1 when one weight dominates.",
@@ -119,8 +148,8 @@ effective_samples = Exercise(
         Mistake("fraction of K", "that is the ESS divided by K, a fraction: return the number of samples "
                 "itself, (sum_k w_k)^2 / sum_k w_k^2 (K for equal weights).",
                 lambda log_w: effective_sample_size(log_w) / log_w.shape[0]),
-        Mistake("squared the log-weights", "log(w_k^2) is 2 log w_k, not (log w_k)^2: use "
-                "torch.logsumexp(2 * log_w, 0) for log sum_k w_k^2.",
+        Mistake("squared the log-weights", "log(w_k^2) is 2 log w_k, not (log w_k)^2: the log-weights of "
+                "the squared weights are twice the log-weights.",
                 lambda log_w: torch.exp(2 * torch.logsumexp(log_w, 0) - torch.logsumexp(log_w**2, 0))),
         Mistake("sum not squared", "the numerator is (sum_k w_k)^2, squared, not sum_k w_k: as written, "
                 "your value changes when every weight is multiplied by the same constant (such as p(x)); "
@@ -129,11 +158,15 @@ effective_samples = Exercise(
     ],
     probes=[_ess_underflow_probe],
     hint="""
-        With w_k = exp(log w_k): log sum_k w_k = torch.logsumexp(log_w, 0), and
-        log sum_k w_k^2 = torch.logsumexp(2 * log_w, 0), since log(w^2) = 2 log w.
-        ESS = exp(2 log sum_k w_k - log sum_k w_k^2). Check: K equal log-weights give K.
-        (Equivalently: normalise, p = torch.softmax(log_w, 0), and ESS = 1 / sum_k p_k^2.)
+        Take the log of the ratio: it is made of logs of sums of weights (mind the square on
+        the numerator's sum), and the log of a sum is a log-sum-exp of log-values, as in 05.1.
+        For the sum of squares: what is log(w_k^2) in terms of log w_k? Exponentiate once,
+        at the end.
+        Another route: normalised weights p_k = w_k / sum_j w_j (they can be computed from the
+        log-weights without leaving log space) give ESS = 1 / sum_k p_k^2.
+        Check: K equal log-weights give K.
     """,
+    rtol=2e-3,  # a correct answer in float32 errs by up to ~1e-3 at log-weights near -1e4
 )
 
 
@@ -194,13 +227,32 @@ def _euler(z, r, eps, grad_log_p):
     return z + eps * r, r + eps * grad_log_p(z)
 
 
+def _drift_with_old_momentum(z, r, eps, grad_log_p):
+    r_half = r + 0.5 * eps * grad_log_p(z)
+    z = z + eps * r  # the old r, not r_half
+    return z, r_half + 0.5 * eps * grad_log_p(z)
+
+
+def _drift_kick_drift(z, r, eps, grad_log_p):
+    z = z + 0.5 * eps * r
+    r = r + eps * grad_log_p(z)
+    return z + 0.5 * eps * r, r
+
+
+def _swapped(z, r, eps, grad_log_p):
+    z_new, r_new = leapfrog_step(z, r, eps, grad_log_p)
+    return r_new, z_new
+
+
+def _momentum_flipped(z, r, eps, grad_log_p):
+    z_new, r_new = leapfrog_step(z, r, eps, grad_log_p)
+    return z_new, -r_new
+
+
 def _half_then_full(z, r, eps, grad_log_p):
     r = r + 0.5 * eps * grad_log_p(z)
     z = z + eps * r
     return z, r + eps * grad_log_p(z)
-
-
-_IRREVERSIBLE_NAMED = (_old_gradient, _euler)  # named by their outputs, with a message of their own
 
 
 def round_trip_error(answer, z, r, eps, grad_log_p) -> float:
@@ -210,17 +262,24 @@ def round_trip_error(answer, z, r, eps, grad_log_p) -> float:
     return max((torch.as_tensor(z2) - z).abs().max().item(), (-torch.as_tensor(r2) - r).abs().max().item())
 
 
+def round_trip_tolerance(outputs, scale: float = 1.0) -> float:
+    """What rounding allows a round trip in the outputs' precision: 1000 times the coarsest
+    dtype's machine epsilon, times the size of the values (float64: ~4e-13, float32: ~2e-4)."""
+    dtypes = [torch.as_tensor(o).dtype for o in outputs]
+    eps = max(torch.finfo(d).eps if d.is_floating_point else torch.finfo(F64).eps for d in dtypes)
+    return 1e3 * eps * max(1.0, scale)
+
+
 def _reversibility_probe(answer):
     z, r, grad_log_p = _target(4, 5, 3)
     eps = 0.2
     try:
-        if round_trip_error(answer, z, r, eps, grad_log_p) < 1e-9:
+        out = answer(z.clone(), r.clone(), eps, grad_log_p)
+        tol = round_trip_tolerance(out, max(z.abs().max().item(), r.abs().max().item()))
+        if round_trip_error(answer, z, r, eps, grad_log_p) < tol:
             return None
-        got = answer(z.clone(), r.clone(), eps, grad_log_p)
     except Exception:
         return None  # the outputs' comparison says what is wrong
-    if any(outputs_close(got, m(z, r, eps, grad_log_p)) for m in _IRREVERSIBLE_NAMED):
-        return None  # a named mistake: its own message is more precise
     return "not reversible"
 
 
@@ -229,10 +288,11 @@ leapfrog = Exercise(
     mistakes=[
         Mistake("full kicks at both ends",
                 "full momentum steps (eps grad) at both ends instead of half steps: the step is still "
-                "reversible, but it follows twice the force, so H is not conserved even as eps -> 0. "
+                "reversible, but between two drifts the momentum gets 2 eps grad, twice the force, so over "
+                "a trajectory of fixed length (e.g. eps * n = 1) H is not conserved even as eps -> 0. "
                 "Kick by eps/2 before and after the position step.", _kick_full_both_ends),
         Mistake("gradient sign", "the momentum moves against grad log p(x, z): the force is "
-                "+grad log p(x, z) = -grad U, with U = -log p(x, z) the potential. Add eps/2 * grad_log_p(z).",
+                "+grad log p(x, z) = -grad U, with U = -log p(x, z) the potential. Kick along grad_log_p.",
                 _sign),
         Mistake("old gradient at the end",
                 "the second half step reuses the gradient at the old z: use grad_log_p at the new "
@@ -241,17 +301,37 @@ leapfrog = Exercise(
         Mistake("Euler step", "that is an Euler step (z and r both moved from the old point): it is "
                 "neither reversible nor volume-preserving. Leapfrog: half kick, full drift with the new r, "
                 "half kick with the gradient at the new z.", _euler),
+        Mistake("drift with the old momentum",
+                "the position moved with the old momentum r: drift with the half-kicked momentum, "
+                "r + eps/2 grad log p(x, z), the one after the first kick. As written the step is not "
+                "reversible.", _drift_with_old_momentum),
+        Mistake("drift-kick-drift",
+                "that is the drift-kick-drift leapfrog (position Verlet): also reversible, volume-"
+                "preserving and second order, a valid integrator. Here, as in section 4 and hmc.leapfrog, "
+                "it is kick-drift-kick: eps/2 kick, eps drift, eps/2 kick at the new z.", _drift_kick_drift),
+        Mistake("swapped outputs", "you returned (r_new, z_new): return (z_new, r_new), the position first.",
+                _swapped),
+        Mistake("momentum flipped",
+                "you returned -r_new: the step itself does not flip the momentum. The flip belongs to the "
+                "reversibility test (and to HMC's proposal, where it changes nothing since H is even in r). "
+                "Return (z_new, r_new).", _momentum_flipped),
         Mistake("not reversible",
                 "not reversible: run forward, flip the momentum, run again, and you do not land back "
-                "at the start, so the Metropolis test would be wrong. Make the step symmetric: an "
-                "eps/2 kick, an eps drift, an eps/2 kick at the new z.", _half_then_full),
+                "at the start, so the Metropolis test would be wrong. Compare your step with the three "
+                "updates of the statement: both kicks are eps/2, the drift uses the momentum after the "
+                "first kick, the last kick the gradient at the new z.", _half_then_full),
     ],
     probes=[_reversibility_probe],
     hint="""
-        Three updates, in this order: r_half = r + eps/2 * grad_log_p(z); z_new = z + eps * r_half;
-        r_new = r_half + eps/2 * grad_log_p(z_new). Return (z_new, r_new).
-        Test it yourself: z1, r1 = step(z, r); z2, r2 = step(z1, -r1); then z2 == z and -r2 == r,
-        up to rounding.
+        Kick, drift, kick. The momentum moves twice, by half steps along the force
+        grad log p(x, z); the position moves once, by a full step, with the momentum as it is
+        after the first kick. The second kick needs the force at the new position: evaluate
+        grad_log_p again there. Return the position first.
+        Test reversibility yourself, on the checker's first input:
+            z, r, eps, grad_log_p = ex.leapfrog.cases()[0]
+            z1, r1 = leapfrog_step(z, r, eps, grad_log_p)
+            z2, r2 = leapfrog_step(z1, -r1, eps, grad_log_p)
+            print((z2 - z).abs().max(), (r2 + r).abs().max())   # both ~1e-16: back at (z, -r)
     """,
 )
 
@@ -268,29 +348,33 @@ def appendix_d_estimate(log_qf, log_pxz):
     return -(torch.logsumexp(d, dim=0) - math.log(d.shape[0]))
 
 
-def _appendix_d_cases():
+def _appendix_d_cases(extreme: bool = True):
+    """(log q_F, log p(x, z)), (L, B) each: log p(x, z) about -150 (MNIST), -1000 (only if `extreme`), -3."""
     g = torch.Generator().manual_seed(5)
     out = []
     for L, B, scale in ((50, 4, -150.0), (20, 3, -1000.0), (8, 2, -3.0)):
         log_pxz = scale + 5 * torch.randn(1, B, generator=g, dtype=F64) + 2 * torch.randn(L, B, generator=g, dtype=F64)
         log_qf = 1 + torch.randn(L, B, generator=g, dtype=F64)
-        out.append((log_qf, log_pxz))
+        if extreme or scale != -1000.0:
+            out.append((log_qf, log_pxz))
     return out
 
 
 def _overflow_probe(answer):
     log_pxz = -1000 + torch.arange(8, dtype=F64).reshape(4, 2)
     log_qf = torch.zeros(4, 2, dtype=F64)
-    return "exp overflows" if _finite_at(answer, log_qf, log_pxz) is False else None
+    return _out_of_log_space(appendix_d, answer, (log_qf, log_pxz), lambda: _appendix_d_cases(extreme=False),
+                             "exp overflows")
 
 
 appendix_d = Exercise(
     "05.4", "Appendix D's estimate of log p(x) from posterior samples", appendix_d_estimate, _appendix_d_cases,
     mistakes=[
         Mistake("exp overflows",
-                "exp of the ratios overflows: q_F(z) / p(x, z) is exp(1000) when log p(x, z) is about "
-                "-1000, and in float32 already past 88 nats (MNIST's log p(x, z) is about -150). "
-                "Stay in logs: -(torch.logsumexp(log_qf - log_pxz, 0) - log L).",
+                "your estimate is not finite when log p(x, z) is about -1000: there a ratio of the densities, "
+                "exponentiated, is e^1000 (beyond float64's largest number, about e^709.8) or e^-1000 (which "
+                "rounds to 0). In float32 the limit is e^88.7, already passed on MNIST, where log p(x, z) is "
+                "about -150. Stay in log space until the end: average the ratios with a log-mean-exp, as in 05.1.",
                 lambda log_qf, log_pxz: -torch.log((log_qf - log_pxz).exp().mean(0))),
         Mistake("importance-sampling form",
                 "that averages p(x, z) / q_F(z), the importance-sampling form, which needs samples from "
@@ -305,13 +389,14 @@ appendix_d = Exercise(
                 "q_F / p(x, z) themselves, then takes the log (a log-mean-exp, not a mean of logs).",
                 lambda log_qf, log_pxz: (log_pxz - log_qf).mean(0)),
         Mistake("sum, not mean", "you summed the L ratios instead of averaging them: your estimate is "
-                "log L too low. Subtract log L from the log-sum-exp before the minus sign.",
+                "log L too low. Average them: in logs, subtract log L before the minus sign.",
                 lambda log_qf, log_pxz: -torch.logsumexp(log_qf - log_pxz, 0)),
     ],
     probes=[_overflow_probe],
     hint="""
-        Appendix D: 1/p(x) ~= 1/L sum_l q_F(z_l) / p(x, z_l) on posterior samples z_l.
-        In logs, each ratio is exp(log_qf - log_pxz): its average is a log-mean-exp over dim 0,
-        torch.logsumexp(log_qf - log_pxz, 0) - log L. That is log 1/p(x): negate it.
+        Appendix D averages the ratios q_F(z_l) / p(x, z_l) over posterior samples z_l: that
+        average estimates 1/p(x), not p(x). Each ratio is the exp of a difference of your two
+        inputs, often too large to compute (e^150 on MNIST); the log of their average is a log-mean-exp, as in
+        05.1 (your log_px_estimate can do it). From log(1/p(x)), log p(x) is one step away.
     """,
 )
