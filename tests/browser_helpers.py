@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+WIDGET_TIMEOUT_MS = 5 * 60 * 1000  # for each browser step (see open_page)
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update",
@@ -83,7 +85,9 @@ def open_page(playwright, url: str):
     browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
     try:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(60_000)
+        # Generous: on a busy shared machine the browser can take minutes to draw a widget. A
+        # timeout only decides how long a real failure takes to be reported, never a pass.
+        page.set_default_timeout(WIDGET_TIMEOUT_MS)
         page.goto(url)
         yield page
     finally:
@@ -105,7 +109,7 @@ def move_z1_and_capture(page, handle: str, artifacts: str | None, name: str):
     for _ in range(20):  # 20 steps of 0.05: z1 from 0 to 1
         page.keyboard.press("ArrowRight")
     page.wait_for_function("([el, src]) => el.getAttribute('src') !== src",
-                           arg=[image.element_handle(), before_src], timeout=30_000)
+                           arg=[image.element_handle(), before_src], timeout=WIDGET_TIMEOUT_MS)
     page.wait_for_timeout(500)  # let the new image paint
     after_value, after_pixels = readout.text_content(), image.screenshot()
     if artifacts:
