@@ -144,17 +144,68 @@ def test_a_constant_step_is_not_accepted():
         assert ex.step.check(lambda train, test, first, last, lr=lr: lr).status != CORRECT
 
 
+# -- 06.3: every wrong rule the review found is caught, under its own name -------------------
+
+def test_each_wrong_rule_gets_its_own_name():
+    # written the way a reader would write them, not with the mistakes' own helpers
+    def window(a, b):
+        return lambda train, test, first, last: max(train, key=lambda lr: float(train[lr][a(first):b(last)].mean()))
+    rules = {
+        "off by one": window(lambda f: f, lambda l: l + 1),
+        "off by one: first epoch dropped": window(lambda f: f, lambda l: l),
+        "off by one: last epoch dropped": window(lambda f: f - 1, lambda l: l - 1),
+        "from epoch 1": window(lambda f: 0, lambda l: l),
+        "first epoch only": lambda train, test, first, last: max(train, key=lambda lr: float(train[lr][first - 1])),
+        "median": lambda train, test, first, last: max(
+            train, key=lambda lr: float(torch.median(train[lr][first - 1:last]))),
+        "train plus test": lambda train, test, first, last: max(
+            train, key=lambda lr: float((train[lr] + test[lr])[first - 1:last].mean())),
+        "test bound": lambda train, test, first, last: max(test, key=lambda lr: float(test[lr][first - 1:last].mean())),
+    }
+    for name, rule in rules.items():
+        assert _named(ex.step.check(rule), name), name
+
+    def majority(train, test, first, last):
+        from collections import Counter
+        leaders = [max(train, key=lambda lr: train[lr][e]) for e in range(first - 1, last)]
+        return Counter(leaders).most_common(1)[0][0]
+    assert ex.step.check(majority).status != CORRECT
+
+    def numpy_median(train, test, first, last):   # numpy's median of an even window: the middle two's mean
+        return max(train, key=lambda lr: float(np.median(train[lr][first - 1:last].numpy())))
+    assert ex.step.check(numpy_median).status != CORRECT
+
+
+def test_the_step_cases_tell_every_rule_apart():
+    cases = ex._step_cases()
+    picks = {m.name: tuple(m.answer(*c) for c in cases) for m in ex.step.mistakes}
+    picks["solution"] = tuple(ex.choose_step(*c) for c in cases)
+    picks["always 0.01"], picks["always 0.02"] = (0.01,) * len(cases), (0.02,) * len(cases)
+    assert len(set(picks.values())) == len(picks)
+
+
+# -- 06.2: the other valid dequantizations are named as valid -----------------------------------
+
+def test_centred_and_lower_bins_are_named_valid():
+    fb = ex.bits.check(lambda bound, x, u: bound(x + (u - 0.5) / 255) - x.shape[1] * math.log(255))
+    assert _named(fb, "centred bins") and fb.message.startswith("valid")
+    fb = ex.bits.check(lambda bound, x, u: bound(x - u / 255) - x.shape[1] * math.log(255))
+    assert _named(fb, "bins below the levels") and fb.message.startswith("valid")
+
+
 # -- 06.4 -------------------------------------------------------------------------------------
 
-def test_error_term_at_the_optimum_is_minus_half_d():
-    for x, mean in ex._optimum_cases():
-        _, err = ex.error_term_at_optimum(x, mean)
-        assert abs(err.item() + x.shape[1] / 2) < 1e-12
+def test_error_term_on_the_fitted_faces_is_minus_half_d_and_not_on_held_out_ones():
+    for x, mean, x_new, mean_new in ex._optimum_cases():
+        _, on_fitted = ex.error_term_held_out(x, mean, x, mean)
+        assert abs(on_fitted.item() + x.shape[1] / 2) < 1e-12
+        _, held_out = ex.error_term_held_out(x, mean, x_new, mean_new)
+        assert abs(held_out.item() + x.shape[1] / 2) > 0.2
 
 
 def test_the_optimum_is_where_the_derivative_vanishes_and_a_maximum():
-    x, mean = ex._optimum_cases()[0]
-    logvar, _ = ex.error_term_at_optimum(x, mean)
+    x, mean, _, _ = ex._optimum_cases()[0]
+    logvar, _ = ex.error_term_held_out(x, mean, x, mean)
     logvar = logvar.clone().requires_grad_(True)
     objective = log_normal(x, mean, logvar).mean()                          # average log-likelihood of the faces
     (grad,) = torch.autograd.grad(objective, logvar)
@@ -164,7 +215,21 @@ def test_the_optimum_is_where_the_derivative_vanishes_and_a_maximum():
 
 
 def test_a_readers_per_face_sigma_is_named():
-    def error_term_at_optimum(x, mean):
+    def error_term_held_out(x, mean, x_new, mean_new):
         var = ((x - mean) ** 2).mean(dim=1, keepdim=True)                  # one sigma per face
-        return var.log().squeeze(1), (-(x - mean) ** 2 / (2 * var)).sum(1).mean()
-    assert _named(ex.optimum.check(error_term_at_optimum), "per face, not per pixel")
+        return var.log().squeeze(1), (-(x_new - mean_new) ** 2 / (2 * var.mean())).sum(1).mean()
+    assert _named(ex.optimum.check(error_term_held_out), "per face, not per pixel")
+
+
+def test_a_hard_coded_minus_half_d_is_named():
+    def error_term_held_out(x, mean, x_new, mean_new):
+        return torch.log(((x - mean) ** 2).mean(0)), torch.tensor(-x.shape[1] / 2)
+    assert _named(ex.optimum.check(error_term_held_out), "-D/2: the faces fitted")
+
+
+def test_both_variance_forms_are_named():
+    for unbiased, name in ((True, "unbiased variance, not mean square"), (False, "variance, not mean square")):
+        def error_term_held_out(x, mean, x_new, mean_new, unbiased=unbiased):
+            var = (x - mean).var(0, unbiased=unbiased)
+            return var.log(), (-0.5 * (x_new - mean_new) ** 2 / var).sum(1).mean()
+        assert _named(ex.optimum.check(error_term_held_out), name)
