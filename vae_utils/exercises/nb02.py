@@ -53,6 +53,13 @@ def _call(answer, args, wrt):
         raise
 
 
+def _grad_args(cases, wrt):
+    """make_args for the probes: the first case, fresh, its arguments at `wrt` leaves requiring grad."""
+    def make_args():
+        return tuple(a.requires_grad_(True) if i in wrt else a for i, a in enumerate(cases()[0]))
+    return make_args
+
+
 def _gradient_probe(reference, make_args, wrt, names):
     """A probe: which of the arguments `wrt` (indices) the answer's gradient misses.
 
@@ -133,9 +140,7 @@ def _reparam_cases():
             (torch.full((4, 1), 2.0, dtype=F64), torch.full((4, 1), -3.0, dtype=F64), torch.randn(4, 1, generator=g, dtype=F64))]
 
 
-def _reparam_grad_args():
-    mu, logvar, eps = _reparam_cases()[0]
-    return mu.requires_grad_(True), logvar.requires_grad_(True), eps
+_reparam_grad_args = _grad_args(_reparam_cases, wrt=(0, 1))
 
 
 reparam = Exercise(
@@ -207,9 +212,7 @@ def _laplace_cases():
                               torch.linspace(0.05, 0.95, 7, dtype=F64))]
 
 
-def _laplace_grad_args():
-    loc, scale, u = _laplace_cases()[0]
-    return loc.requires_grad_(True), scale.requires_grad_(True), u
+_laplace_grad_args = _grad_args(_laplace_cases, wrt=(0, 1))
 
 
 laplace = Exercise(
@@ -307,9 +310,7 @@ def _b_cases():
     return cases
 
 
-def _b_grad_args():
-    decoder, x, mu, logvar, eps = _b_cases()[0]
-    return decoder, x, mu.requires_grad_(True), logvar.requires_grad_(True), eps
+_b_grad_args = _grad_args(_b_cases, wrt=(2, 3))
 
 
 def _b_without_z(args):
