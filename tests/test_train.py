@@ -120,7 +120,7 @@ def test_bad_data_are_refused_before_training(x, word):
         T.train(build(SMALL), Split(x, None, (4, 5)), _config(), progress=False)
 
 
-@pytest.mark.parametrize("bad", [{"estimator": "C"}, {"optimizer": "sgd"}, {"kl_weight": 1.5},
+@pytest.mark.parametrize("bad", [{"estimator": "C"}, {"optimizer": "sgd"}, {"kl_weight": float("nan")},
                                  {"kl_weight": -0.1}, {"eval_every": 0}, {"batch_size": 0}, {"lr": -1.0},
                                  {"epochs": 0}, {"n_samples": 0}, {"kl_warmup": 1.0}, {"algorithm": "EM"},
                                  {"lr_steps": ((0.5, 0.1), (0.3, 0.01))}, {"snapshot_epochs": (0,)},

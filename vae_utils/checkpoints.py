@@ -37,7 +37,7 @@ KIND = "vae_utils checkpoint"
 RESERVED = ("version", "code")  # added to every key's fields
 MODULES = ("vae_utils.models", "vae_utils.elbo", "vae_utils.config", "vae_utils.train", "vae_utils.run", "vae_utils.data",
            "vae_utils.evaluate", "vae_utils.importance", "vae_utils.wake_sleep", "vae_utils.mcem",
-           "vae_utils.hmc")
+           "vae_utils.hmc", "vae_utils.autoencoder")
 
 
 class CheckpointError(Exception):

@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass
 
 from .elbo import ESTIMATORS
 
-ALGORITHMS = ("AEVB", "wake-sleep", "MCEM")  # Algorithm 1, and the paper's two baselines (section 5)
+ALGORITHMS = ("AEVB", "wake-sleep", "MCEM", "autoencoder")  # Algorithm 1, the paper's two baselines (section 5),
+# and the (denoising) autoencoder of notebook 07 (vae_utils.autoencoder)
 
 
 @dataclass(frozen=True)
@@ -24,12 +25,13 @@ class TrainConfig:
     n_samples: int = 1  # L, samples of eps per datapoint; the paper uses 1
     estimator: str = "B"  # "A" (eq. 6) or "B" (eq. 7)
     algorithm: str = "AEVB"  # or the paper's baselines: "wake-sleep", "MCEM"
-    kl_weight: float = 1.0  # beta on the KL term: 1 is the bound; < 1 is not a bound
+    kl_weight: float = 1.0  # beta on the KL term: 1 is the bound; < 1 is not a bound; > 1 a looser one
     kl_warmup: float = 0.0  # beta rises from 0 to kl_weight over this fraction of the steps
     optimizer: str = "adagrad"  # "adagrad" (the paper) or "adam"
     lr: float = 0.02  # the paper picks Adagrad's step from {0.01, 0.02, 0.1}
     lr_steps: tuple[tuple[float, float], ...] = ()  # ((progress, factor), ...): see lr_at
     weight_decay: float = 0.0  # see paper_weight_decay
+    corruption: float = 0.0  # autoencoder only: the fraction of pixels masked to 0 (a denoising autoencoder)
     seed: int = 0
     eval_every: int = 1  # epochs between evaluations of the test bound
     snapshot_epochs: tuple[int, ...] = ()  # keep a copy of the weights after these epochs...
@@ -38,7 +40,7 @@ class TrainConfig:
     def __post_init__(self):
         _validate(self)
         # one form per value, so that equal configs give equal cache keys (1 and 1.0 alike)
-        for name in ("kl_weight", "kl_warmup", "lr", "weight_decay"):
+        for name in ("kl_weight", "kl_warmup", "corruption", "lr", "weight_decay"):
             object.__setattr__(self, name, float(getattr(self, name)))
         object.__setattr__(self, "lr_steps", tuple((float(p), float(f)) for p, f in self.lr_steps))
         for name in ("snapshot_epochs", "snapshot_samples"):
@@ -79,8 +81,12 @@ def _validate(c: TrainConfig) -> None:
     need(_number(c.lr) and c.lr > 0, "lr", "use a step size > 0, e.g. 0.02 (Adagrad) or 1e-3 (Adam)")
     need(_number(c.weight_decay) and c.weight_decay >= 0, "weight_decay",
          "use 0, or paper_weight_decay(N) for the paper's prior")
-    need(_number(c.kl_weight) and 0 <= c.kl_weight <= 1, "kl_weight",
-         "use 1 (the bound), or a weight beta in [0, 1) (not a bound)")
+    need(_number(c.kl_weight) and c.kl_weight >= 0, "kl_weight",
+         "use 1 (the bound), or another weight beta >= 0 (below 1 not a bound; above 1 a looser bound)")
+    need(_number(c.corruption) and 0 <= c.corruption < 1, "corruption",
+         "use a fraction of pixels in [0, 1) to mask, e.g. 0.25; 0 is a plain autoencoder")
+    need(c.corruption == 0 or c.algorithm == "autoencoder", "corruption",
+         "only algorithm='autoencoder' uses it (a denoising autoencoder); leave it at 0.0")
     need(_number(c.kl_warmup) and 0 <= c.kl_warmup < 1, "kl_warmup", "use a fraction of the steps in [0, 1), e.g. 0.1")
     steps_ok = isinstance(c.lr_steps, (list, tuple)) and all(
         isinstance(s, (list, tuple)) and len(s) == 2 and all(map(_number, s)) and 0 < s[0] < 1 and s[1] > 0

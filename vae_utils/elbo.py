@@ -76,7 +76,8 @@ def sgvb_b(model, x, n_samples: int = 1, generator=None, kl_weight: float = 1.0)
 
     kl_weight (beta) multiplies the KL. Only beta = 1 is the bound; beta < 1 early in
     training is a KL warm-up (Bowman et al. 2016, Sonderby et al. 2016): latent units get
-    used before the KL's pull to the prior can switch them off.
+    used before the KL's pull to the prior can switch them off. beta > 1 (Higgins et al.
+    2017's beta-VAE) subtracts (beta - 1) KL more: still below log p(x), a looser bound.
     """
     mu, logvar = model.encode(x)
     z = reparameterize(mu, logvar, n_samples, generator)

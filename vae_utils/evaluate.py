@@ -18,7 +18,7 @@ import torch
 from . import importance
 from .data import Split, draw_binary
 from .elbo import estimator as _estimator
-from .elbo import kl_to_standard_normal
+from .elbo import kl_to_standard_normal, reparameterize
 
 
 def _generator(data, seed: int) -> torch.Generator:
@@ -58,6 +58,30 @@ def lower_bound(model, data, batch_size: int = 1000, n_samples: int = 1, estimat
     with _evaluating(model):
         total = sum(sgvb(model, xb, n_samples, gen).sum() for xb in x.split(batch_size))
     return total.item() / len(x)
+
+
+@torch.no_grad()
+def rate_distortion(model, data, batch_size: int = 1000, n_samples: int = 1, seed: int = 0) -> tuple[float, float]:
+    """(rate, distortion), each averaged per datapoint, in nats:
+
+        rate       R = KL(q(z|x) || p(z))        exact (Appendix B)
+        distortion D = -E_q[log p(x|z)]          L = n_samples samples of z per datapoint
+
+    The bound (eq. 7 and 10) is -(R + D): with the same seed, lower_bound(...) returns
+    -(R + D) up to rounding. A beta-weighted objective is -(beta R + D), so beta slides a model
+    along the rate-distortion curve (Alemi et al. 2018, "Fixing a broken ELBO").
+    """
+    importance.check_n_samples(n_samples)
+    gen = _generator(data, seed)
+    x = _rows(data, gen)
+    rate = distortion = 0.0
+    with _evaluating(model):
+        for xb in x.split(batch_size):  # the same random stream as lower_bound's estimator B
+            mu, logvar = model.encode(xb)
+            z = reparameterize(mu, logvar, n_samples, gen)
+            distortion = distortion - model.log_likelihood(xb, z).mean(0).sum()
+            rate = rate + kl_to_standard_normal(mu, logvar).sum()
+    return float(rate) / len(x), float(distortion) / len(x)
 
 
 @torch.no_grad()

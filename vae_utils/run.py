@@ -15,7 +15,9 @@ class History:
 
     train: the step objective averaged over each epoch (the parameters move during it): the
     bound for AEVB (with kl_weight < 1, that objective instead), log p(x, z) for wake-sleep
-    and MCEM (the bound without q's entropy: not comparable with AEVB's train curve). test: the bound on the test split after the epoch (nan without a test split).
+    and MCEM (the bound without q's entropy: not comparable with AEVB's train curve),
+    log p(x | z = mu(x~)) for an autoencoder. test: the bound on the test split after the
+    epoch (nan without a test split, and for MCEM and autoencoders).
     snapshots: {training samples seen: state_dict}, taken at the first minibatch boundary at
     or after each requested count.
     """

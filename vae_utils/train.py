@@ -9,7 +9,7 @@
 
 `train_epoch` is that loop, once over the data. Only the update inside it differs between
 the algorithms of the paper's section 5: `STEPS` maps "AEVB", "wake-sleep" and "MCEM" to
-their step functions. The step size and the KL weight follow schedules that are plain
+their step functions, and "autoencoder" to notebook 07's reconstruction-only step. The step size and the KL weight follow schedules that are plain
 functions of progress (the fraction of all steps done), like nanoGPT's `get_lr(it)`.
 
 A run's randomness is drawn per epoch from (seed, epoch), so a run stopped after epoch e and
@@ -28,7 +28,7 @@ import time
 import numpy as np
 import torch
 
-from . import cache, mcem, wake_sleep
+from . import autoencoder, cache, mcem, wake_sleep
 from .data import Split, check_data, minibatches
 from .config import TrainConfig
 from .elbo import ESTIMATORS
@@ -100,7 +100,13 @@ def mcem_step(run: Run, x, idx, generator, kl_weight: float) -> torch.Tensor:
     return mcem.step(run.model, run.optimizer, x, idx, run.chains, generator)
 
 
-STEPS = {"AEVB": aevb_step, "wake-sleep": wake_sleep_step, "MCEM": mcem_step}
+def autoencoder_step(run: Run, x, idx, generator, kl_weight: float) -> torch.Tensor:
+    """Reconstruction alone from the encoder's mean, of x with config.corruption of its pixels
+    masked (vae_utils.autoencoder): notebook 07's (denoising) autoencoder."""
+    return autoencoder.step(run.model, run.optimizer, x, generator, run.config.corruption)
+
+
+STEPS = {"AEVB": aevb_step, "wake-sleep": wake_sleep_step, "MCEM": mcem_step, "autoencoder": autoencoder_step}
 
 
 # -- the loop -----------------------------------------------------------------------------------
@@ -154,7 +160,8 @@ def train(model: VAE, data: Split, config: TrainConfig, test: Split | None = Non
     same model as one call, bit for bit on a CPU. callback(run) is called after every
     epoch, e.g. to redraw a figure while the model trains. The test bound is evaluated
     every config.eval_every epochs and after the last (for MCEM, whose encoder is never
-    trained, the test bound means nothing and is recorded as nan).
+    trained, and for an autoencoder, whose encoder has no trained variance, the test bound
+    means nothing and is recorded as nan).
     """
     from tqdm.auto import trange
 
@@ -172,7 +179,7 @@ def train(model: VAE, data: Split, config: TrainConfig, test: Split | None = Non
     if not (isinstance(until, int) and run.epoch <= until <= config.epochs):
         raise ValueError(f"until={until!r}: give an epoch from {run.epoch} (done) to config.epochs="
                          f"{config.epochs}; the schedules run over config.epochs")
-    evaluate_test = test is not None and config.algorithm != "MCEM"
+    evaluate_test = test is not None and config.algorithm not in ("MCEM", "autoencoder")
     t0 = time.perf_counter() - (run.history.seconds[-1] if run.history.seconds else 0.0)
     bar = trange(run.epoch + 1, until + 1, desc="epochs", disable=not progress)
     for epoch in bar:
