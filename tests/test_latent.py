@@ -169,3 +169,18 @@ def test_stratified_difference_single_values_and_bad_strata():
     assert se == pytest.approx(by_hand)
     with pytest.raises(ValueError, match=r"strata \[2\] hold fewer than 2 reference values"):
         latent.stratified_difference(np.array([1.0, 2.0]), np.array([2, 2]), ref, r_strata)
+
+
+def test_hole_fraction_is_about_one_percent_for_points_drawn_like_the_codes_and_more_with_a_hole():
+    from vae_utils.latent import hole_fraction
+
+    rng = np.random.default_rng(0)
+    codes = rng.standard_normal((4000, 2))
+    same = hole_fraction(rng.standard_normal((4000, 2)), codes)
+    assert abs(same - 0.01) < 4 * np.sqrt(0.01 * 0.99 / 4000)  # binomial: 4 standard errors
+    # two clusters at -3 and +3 along z1, points from the Gaussian fitted to them: the middle is a hole
+    clusters = np.concatenate([rng.standard_normal((2000, 2)) * 0.3 + [-3, 0], rng.standard_normal((2000, 2)) * 0.3 + [3, 0]])
+    fitted = rng.multivariate_normal(clusters.mean(0), np.cov(clusters.T), 4000)
+    assert hole_fraction(fitted, clusters) > 0.3
+    # scale-free: stretching codes and points alike changes nothing
+    assert hole_fraction(10 * fitted, 10 * clusters) == hole_fraction(fitted, clusters)

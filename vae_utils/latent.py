@@ -12,6 +12,7 @@ space the prior N(0, I) describes:
     class_medoids, nearest_labels, neighbour_fractions   which class lives where
     pixel_entropy, best_match                            how blurry a decoded image is, and how
                                                          well it explains some real digit
+    hole_fraction            how many points (e.g. samples) land where no code is near
 
 Pure functions of arrays (numpy or torch in, numpy out), tested against closed forms; nothing
 here draws (`maps` draws these quantities, `widgets` lets a reader move through them).
@@ -212,3 +213,22 @@ def stratified_difference(values, strata, ref_values, ref_strata) -> tuple[float
     r2 = np.array([ref_values[ref_strata == c].var(ddof=1) for c in cs])
     w = m / m.sum()
     return float((w * d).sum()), float(np.sqrt((w**2 * (s2 / m + r2 / n)).sum()))
+
+
+def hole_fraction(points, codes, quantile: float = 0.99) -> float:
+    """The fraction of points (M, J) that land in a hole of the codes (N, J): farther from
+    their nearest code than `quantile` of the codes are from their own nearest other code.
+
+    If the points were drawn like the codes, about 1 - quantile of them (1%) would be that far
+    (a code's nearest neighbour among N - 1 others, a point's among N: nearly the same law).
+    Much more than that means the points' distribution puts mass where the codes leave space
+    empty, such as a Gaussian fitted to codes that form separate clusters. Scale-free: the
+    radius comes from the codes themselves.
+    """
+    from scipy.spatial import cKDTree
+
+    codes = np.asarray(codes, dtype=np.float64)
+    tree = cKDTree(codes)
+    own = tree.query(codes, k=2)[0][:, 1]  # each code's nearest other code
+    radius = np.quantile(own, quantile)
+    return float((tree.query(np.asarray(points, dtype=np.float64), k=1)[0] > radius).mean())
