@@ -14,8 +14,9 @@ reconstruction term with the noise of z removed (sigma -> 0) and no KL term.
 The paper's related work cites Vincent et al. (2010): the criterion of an unregularized
 autoencoder maximises a lower bound on the mutual information between x and its code, and
 this reconstruction criterion alone is not sufficient for learning useful representations;
-denoising is one of the regularizers proposed for that. The masking noise here is Vincent
-et al.'s (2008).
+denoising is one of the regularizers proposed for that. Vincent et al. (2008) corrupt x by
+masking: a fixed number of pixels, chosen at random, set to 0. Here each pixel is set to 0
+independently with probability p, the same fraction on average.
 """
 from __future__ import annotations
 
