@@ -62,8 +62,23 @@ def binary_data():
     return Split(x, idx, (4, 5))
 
 
+# Tests that use the same cached MNIST models: notebook 03 trains them, 04 and 07 and the browser
+# tests of 04 load them. They run in one process, in this order; everything else is spread over
+# the other processes one module or notebook at a time (pytest-xdist's --dist loadgroup).
+SHARED_MODELS = ("03_aevb_mnist.ipynb", "04_latent_manifold.ipynb", "07_autoencoders.ipynb",
+                 "test_browser.py", "test_colab.py")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     """Run the real-browser tests last: by then nbval has run notebook 03, which caches the
     2-D model that notebook 04 loads, so Run All in a browser does not train it again.
-    (Run alone, the browser tests still pass: the notebook then trains the model.)"""
-    items.sort(key=lambda item: Path(str(item.fspath)).name in ("test_browser.py", "test_colab.py"))
+    (Run alone, the browser tests still pass: the notebook then trains the model.)
+
+    Then give every test an xdist group: its file (a notebook's cells must run in order in one
+    kernel), or "mnist-models" for the files of SHARED_MODELS, so that under `-n` they run in
+    one process in the order above and none trains a model another is training."""
+    name = lambda item: Path(str(item.fspath)).name
+    items.sort(key=lambda item: name(item) in ("test_browser.py", "test_colab.py"))
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group("mnist-models" if name(item) in SHARED_MODELS else name(item)))
