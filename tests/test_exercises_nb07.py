@@ -138,6 +138,32 @@ def test_readers_wrong_beta_objectives_are_named():
         assert _named(nb07.beta_vae.check(answer), name), (name, nb07.beta_vae.check(answer))
 
 
+def test_readers_wrong_sample_and_kl_in_the_beta_objective_are_named():
+    def sigma_squared(x, mu, logvar, eps, decoder, beta):
+        z = mu + torch.exp(logvar) * eps
+        rec = -F.binary_cross_entropy_with_logits(decoder(z), x, reduction="none").sum(-1)
+        kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)
+        return rec - beta * kl
+
+    def kl_without_half(x, mu, logvar, eps, decoder, beta):
+        std = torch.exp(0.5 * logvar)
+        p = torch.distributions.Bernoulli(logits=decoder(mu + std * eps), validate_args=False)
+        kl = torch.sum(mu**2 + std**2 - 1 - logvar, dim=1)
+        return p.log_prob(x).sum(dim=1) - beta * kl
+
+    def kl_mean_over_units(x, mu, logvar, eps, decoder, beta):
+        z = mu + eps * (logvar / 2).exp()
+        rec = -F.binary_cross_entropy_with_logits(decoder(z), x, reduction="none").sum(dim=1)
+        kl = -0.5 * torch.mean(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)
+        return rec - beta * kl
+
+    for answer, name in [(sigma_squared, "sigma as exp(logvar)"), (kl_without_half, "KL missing half"),
+                         (kl_mean_over_units, "KL mean over latent units")]:
+        fb = nb07.beta_vae.check(answer)
+        assert _named(fb, name), (name, fb)
+        assert "values differ" not in fb.message
+
+
 def test_other_ways_of_writing_the_beta_objective_pass():
     def with_distributions(x, mu, logvar, eps, decoder, beta):
         q = torch.distributions.Normal(mu, (0.5 * logvar).exp())

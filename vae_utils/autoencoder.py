@@ -11,10 +11,11 @@ decoder's (for a Bernoulli decoder, minus the binary cross-entropy summed over p
 three objectives are in nats per digit. An autoencoder's objective is the VAE's
 reconstruction term with the noise of z removed (sigma -> 0) and no KL term.
 
-The paper's related work cites Vincent et al. (2010): the criterion of an unregularized
-autoencoder maximises a lower bound on the mutual information between x and its code, and
-this reconstruction criterion alone is not sufficient for learning useful representations;
-denoising is one of the regularizers proposed for that. Vincent et al. (2008) corrupt x by
+The paper's related work (section 4) recalls that the criterion of an unregularized
+autoencoder maximises a lower bound on the mutual information between x and its code
+(citing Vincent et al. 2010), and that this reconstruction criterion alone is not sufficient
+for learning useful representations, for which denoising, contractive and sparse variants
+were proposed (citing Bengio, Courville & Vincent 2013). Vincent et al. (2008) corrupt x by
 masking: a fixed number of pixels, chosen at random, set to 0. Here each pixel is set to 0
 independently with probability p, the same fraction on average.
 """

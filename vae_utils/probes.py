@@ -87,9 +87,10 @@ def rescale(train_feats, *others) -> tuple[np.ndarray, ...]:
     per-dimension variance: afterwards the training features have mean 0 and
     (1/D) sum_d Var(f_d) = 1. Not StandardScaler's s_d per dimension: that would blow a VAE's
     switched-off latent units (mu_d nearly constant: what varies is noise) and MNIST's
-    near-constant border pixels up to unit variance. One scale keeps each representation's own geometry (k-NN distances
-    are the original ones divided by s) and gives the probe's L2 penalty the same meaning for
-    every representation. Pass the features of the whole UNLABELLED training set (PCA and the
+    near-constant border pixels up to unit variance. One scale keeps each representation's own
+    geometry (k-NN distances are the original ones divided by s) and puts every representation
+    on one scale for the probe's L2 penalty (which still weighs 784 pixel weights against 20
+    code weights: the same C is not the same prior for both). Pass the features of the whole UNLABELLED training set (PCA and the
     models were fitted on it), not those of the labelled subset.
     """
     train = _numpy(train_feats)

@@ -149,11 +149,14 @@ def _beta_cases():
             case(3, 3, 7, False, 0.0)]
 
 
-def _beta_with(x, mu, logvar, eps, decoder, beta, on_rec=1.0, on_kl=None, sample=True, pixels="sum"):
-    """One term weighted differently, or no sample: the wrong answers of 07.2."""
-    logits = decoder(mu + torch.exp(0.5 * logvar) * eps if sample else mu)
+def _beta_with(x, mu, logvar, eps, decoder, beta, on_rec=1.0, on_kl=None, sample=True, pixels="sum",
+               sigma_power=0.5, kl_half=0.5, units="sum"):
+    """One term weighted differently, no sample, sigma^2 for sigma, or Appendix B's KL without its
+    1/2 or averaged over the latent units: the wrong answers of 07.2."""
+    logits = decoder(mu + torch.exp(sigma_power * logvar) * eps if sample else mu)
     log_px = getattr(x * logits - F.softplus(logits), pixels)(-1)
-    return on_rec * log_px - (beta if on_kl is None else on_kl) * _kl(mu, logvar)
+    kl = -kl_half * getattr(1 + logvar - mu**2 - logvar.exp(), units)(-1)      # Appendix B, or a wrong copy
+    return on_rec * log_px - (beta if on_kl is None else on_kl) * kl
 
 
 beta_vae = Exercise(
@@ -175,10 +178,22 @@ beta_vae = Exercise(
                 "eps. Decoding mu is the plain autoencoder's reconstruction (07.1), and the encoder's variance "
                 "gets no gradient from the reconstruction term.",
                 lambda *a: _beta_with(*a, sample=False)),
+        Mistake("sigma as exp(logvar)", "your z uses exp(logvar) as its scale, and that is sigma^2: `logvar` is "
+                "log sigma^2, so the standard deviation is sigma = exp(logvar / 2). Sample "
+                "z = mu + torch.exp(0.5 * logvar) * eps.",
+                lambda *a: _beta_with(*a, sigma_power=1.0)),
         Mistake("KL sign", "the KL term has the wrong sign: the objective is log p(x|z) MINUS beta * KL "
                 "(Appendix B's expression, with its leading 1/2 and + signs, is -KL).",
                 lambda x, mu, logvar, eps, decoder, beta: _beta_with(x, mu, logvar, eps, decoder, beta,
                                                                      on_kl=-beta)),
+        Mistake("KL missing half", "your KL term lacks the factor 1/2 of Appendix B, "
+                "-KL = 1/2 sum_j (1 + log sigma_j^2 - mu_j^2 - sigma_j^2): your KL is twice the true one, so "
+                "you computed the objective at 2 * beta. Put the 0.5 in front of the sum.",
+                lambda *a: _beta_with(*a, kl_half=1.0)),
+        Mistake("KL mean over latent units", "you averaged the KL over the J latent units: the KL of a diagonal "
+                "Gaussian is the sum of the per-unit KLs (`.sum(-1)`), so your mean is the objective at "
+                "beta / J, a hidden weight that changes with the size of the code.",
+                lambda *a: _beta_with(*a, units="mean")),
         Mistake("loss, not objective", "you returned the loss -log p(x|z) + beta * KL, the objective's negative "
                 "(what an optimizer minimises): return the objective itself, log p(x|z) - beta * KL, the bound "
                 "at beta = 1, which training raises.",
