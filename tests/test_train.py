@@ -298,3 +298,15 @@ def test_snapshots_by_epoch(binary_data):
                                                        snapshot_samples=(200,)), progress=False)
     assert sorted(run.history.snapshots) == [256, 512, 1536]
     assert sorted(run.history.snapshots_by_epoch()) == [1, 3]
+
+
+def test_figure_3_s_algorithms_are_the_paper_s_three_and_notebook_05_loops_over_those_only():
+    """Notebook 05 compares the paper's three algorithms (Figure 3); the autoencoder of notebook
+    07 is a fourth step of the training loop, not one of the paper's."""
+    from pathlib import Path
+
+    from vae_utils import compare
+
+    assert compare.ALGORITHMS == ("AEVB", "wake-sleep", "MCEM") == ALGORITHMS[:3]
+    text = (Path(__file__).resolve().parents[1] / "notebooks" / "05_marginal_likelihood.ipynb").read_text()
+    assert "compare.ALGORITHMS" in text and " ALGORITHMS" not in text.replace("compare.ALGORITHMS", "")

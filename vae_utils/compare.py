@@ -35,7 +35,9 @@ from .data import minibatches
 from .models import VAE
 from .run import History
 
-__all__ = ["marginal_curve", "mean_se", "seconds_at", "flops_per_sample", "cached_chains"]
+ALGORITHMS = ("AEVB", "wake-sleep", "MCEM")  # Figure 3's three; config.ALGORITHMS also has notebook 07's autoencoder
+
+__all__ = ["ALGORITHMS", "marginal_curve", "mean_se", "seconds_at", "flops_per_sample", "cached_chains"]
 
 
 def marginal_curve(model: VAE, history: History, x, generator=None, **appendix_d) -> torch.Tensor:
