@@ -12,13 +12,9 @@ import torch.nn.functional as F
 
 from . import Exercise, Mistake
 from .nb02 import _fresh_noise_probe, _grad_args, _gradient_probe
-from .nb03 import _saturated_logits
+from .nb03 import _linear_decoder, _saturated_logits
 
 F64 = torch.float64
-
-
-def _linear_decoder(W, b):
-    return lambda z: z @ W + b
 
 
 def _kl(mu, logvar):
