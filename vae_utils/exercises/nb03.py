@@ -38,19 +38,24 @@ def _linear_decoder(W, b):
     return lambda z: z @ W + b
 
 
+def _decoder_case(g, B, J, D, binary, noise=True):
+    """One case of a Bernoulli-decoder exercise, drawn from generator g in this order: x (B, D),
+    grey levels or binary; mu (B, J); with `noise`, logvar and eps (B, J); and a linear decoder
+    z -> logits (B, D). Returns (x, mu, logvar, eps, decoder), or (x, mu, decoder) without noise."""
+    x = torch.rand(B, D, generator=g, dtype=F64)
+    x = (x > 0.5).to(F64) if binary else x
+    mu = torch.randn(B, J, generator=g, dtype=F64)
+    noise_args = ()
+    if noise:
+        logvar = torch.randn(B, J, generator=g, dtype=F64) - 0.5
+        noise_args = (logvar, torch.randn(B, J, generator=g, dtype=F64))
+    W, b = 1.5 * torch.randn(J, D, generator=g, dtype=F64), torch.randn(D, generator=g, dtype=F64)
+    return (x, mu, *noise_args, _linear_decoder(W, b))
+
+
 def _bound_cases():
     g = torch.Generator().manual_seed(3)
-
-    def case(B, J, D, binary):
-        x = torch.rand(B, D, generator=g, dtype=F64)
-        x = (x > 0.5).to(F64) if binary else x
-        mu = torch.randn(B, J, generator=g, dtype=F64)
-        logvar = torch.randn(B, J, generator=g, dtype=F64) - 0.5
-        eps = torch.randn(B, J, generator=g, dtype=F64)
-        W, b = 1.5 * torch.randn(J, D, generator=g, dtype=F64), torch.randn(D, generator=g, dtype=F64)
-        return x, mu, logvar, eps, _linear_decoder(W, b)
-
-    return [case(4, 3, 6, False), case(3, 2, 5, True), case(5, 4, 8, False)]
+    return [_decoder_case(g, 4, 3, 6, False), _decoder_case(g, 3, 2, 5, True), _decoder_case(g, 5, 4, 8, False)]
 
 
 def _bound_with(x, mu, logvar, eps, decoder, pixels="sum", kl_sign=-1, sample=True, sigma_power=0.5,

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from . import Exercise, Mistake
 from .nb02 import _fresh_noise_probe, _grad_args, _gradient_probe
-from .nb03 import _linear_decoder, _saturated_logits
+from .nb03 import _decoder_case, _saturated_logits
 
 F64 = torch.float64
 
@@ -36,15 +36,8 @@ def autoencoder_loss(x, mu, decoder):
 
 def _ae_cases():
     g = torch.Generator().manual_seed(7)
-
-    def case(B, J, D, binary):
-        x = torch.rand(B, D, generator=g, dtype=F64)
-        x = (x > 0.5).to(F64) if binary else x
-        mu = torch.randn(B, J, generator=g, dtype=F64)
-        W, b = 1.5 * torch.randn(J, D, generator=g, dtype=F64), torch.randn(D, generator=g, dtype=F64)
-        return x, mu, _linear_decoder(W, b)
-
-    return [case(4, 3, 6, False), case(3, 2, 5, True), case(5, 4, 8, False)]
+    return [_decoder_case(g, 4, 3, 6, False, noise=False), _decoder_case(g, 3, 2, 5, True, noise=False),
+            _decoder_case(g, 5, 4, 8, False, noise=False)]
 
 
 def _ae_sigmoid_then_log(x, mu, decoder):
@@ -131,18 +124,8 @@ def beta_objective(x, mu, logvar, eps, decoder, beta):
 
 def _beta_cases():
     g = torch.Generator().manual_seed(8)
-
-    def case(B, J, D, binary, beta):
-        x = torch.rand(B, D, generator=g, dtype=F64)
-        x = (x > 0.5).to(F64) if binary else x
-        mu = torch.randn(B, J, generator=g, dtype=F64)
-        logvar = torch.randn(B, J, generator=g, dtype=F64) - 0.5
-        eps = torch.randn(B, J, generator=g, dtype=F64)
-        W, b = 1.5 * torch.randn(J, D, generator=g, dtype=F64), torch.randn(D, generator=g, dtype=F64)
-        return x, mu, logvar, eps, _linear_decoder(W, b), beta
-
-    return [case(4, 3, 6, False, 1.0), case(3, 2, 5, True, 0.5), case(5, 4, 8, False, 4.0),
-            case(3, 3, 7, False, 0.0)]
+    shapes = [(4, 3, 6, False, 1.0), (3, 2, 5, True, 0.5), (5, 4, 8, False, 4.0), (3, 3, 7, False, 0.0)]
+    return [(*_decoder_case(g, B, J, D, binary), beta) for B, J, D, binary, beta in shapes]
 
 
 def _beta_with(x, mu, logvar, eps, decoder, beta, on_rec=1.0, on_kl=None, sample=True, pixels="sum",
