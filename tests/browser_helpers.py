@@ -1,5 +1,22 @@
 """Helpers of the real-browser tests: a clean copy of a notebook, a Jupyter server on
-127.0.0.1 that is always stopped, and the browser launched from Debian's chromium."""
+127.0.0.1 that is always stopped, the browser launched from Debian's chromium, a notebook run
+top to bottom in JupyterLab (`notebook_in_lab`), and what a test does to a widget there:
+move a slider with the keyboard, wait for an image to change, keep a screenshot on failure.
+
+A test file of one notebook's explorers runs that notebook once, in a module-scoped fixture:
+
+    @pytest.fixture(scope="module")
+    def page(tmp_path_factory):
+        with sync_api.sync_playwright() as p, notebook_in_lab(
+                p, NOTEBOOK, tmp_path_factory.mktemp("lab"), RUN_TIMEOUT_MS) as page:
+            yield page
+
+    def test_the_k_slider_redraws(page, tmp_path):
+        with screenshot_on_failure(page, tmp_path, "k-slider"):
+            before = src_of(page, "img.vae-k-histogram")
+            press_on_slider(page, ".vae-k", "ArrowRight", 3)
+            wait_for_new_src(page, "img.vae-k-histogram", before)
+"""
 from __future__ import annotations
 
 import os
@@ -11,6 +28,9 @@ import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
+
+import secrets
+import sys
 
 import pytest
 
@@ -118,3 +138,130 @@ def move_z1_and_capture(page, handle: str, artifacts: str | None, name: str):
         slider.scroll_into_view_if_needed()
         page.screenshot(path=str(out / f"{name}.png"))
     return before_value, after_value, before_pixels, after_pixels
+
+
+# -- a notebook in JupyterLab ------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def lab_server(notebook: Path, tmp_path: Path):
+    """JupyterLab on 127.0.0.1 (a free port, a random token) serving a clean copy of `notebook`
+    from tmp_path/"served"; yields (url of the notebook, server log, number of code cells)."""
+    root = tmp_path / "served"
+    root.mkdir()
+    n_code = clean_copy(notebook, root)
+    port, token = free_port(), secrets.token_hex(16)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+           "JUPYTER_CONFIG_DIR": str(tmp_path / "config"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
+    log = tmp_path / "lab.log"
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+           "--allow-root", f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}",
+           "--ServerApp.port_retries=0", "--LabApp.news_url=None",
+           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+           f"--LabApp.user_settings_dir={tmp_path / 'settings'}",
+           f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}"]
+    base = f"http://127.0.0.1:{port}"
+    with serving(cmd, env, root, log, f"{base}/api/status?token={token}", "JupyterLab"):
+        yield f"{base}/lab/tree/{notebook.name}?token={token}", log, n_code
+
+
+def dismiss_news_prompt(page) -> None:
+    """JupyterLab may ask whether to fetch Jupyter news; answer No if it does."""
+    button = page.locator(".Toastify__toast").get_by_role("button", name="No", exact=True)
+    if button.count() and button.first.is_visible():
+        button.first.click()
+
+
+def run_all(page) -> None:
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+
+
+def wait_until_done(page, n_code_cells: int, timeout_ms: int) -> None:
+    """Wait until every code cell has run: each prompt shows a number, none shows [*]."""
+    page.wait_for_function(
+        """(n) => {
+            const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
+                .map(p => p.textContent.trim());
+            return prompts.length === n && prompts.every(t => /^\\[\\d+\\]:?$/.test(t));
+        }""", arg=n_code_cells, timeout=timeout_ms, polling=500)
+
+
+@contextmanager
+def notebook_in_lab(playwright, notebook: Path, tmp_path: Path, run_timeout_ms: int):
+    """`notebook` (a clean copy) open in JupyterLab in chromium, run with Run > Run All Cells to
+    its last cell; yields the page. Fails with the notebook's stderr outputs and the server log
+    if the run does not finish within run_timeout_ms. Server, kernel and browser always stop."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    with lab_server(notebook, tmp_path) as (url, log, n_code), open_page(playwright, url) as page:
+        page.locator(".jp-Notebook").first.wait_for()
+        page.wait_for_timeout(2000)  # let the kernel session attach before running
+        dismiss_news_prompt(page)
+        run_all(page)
+        try:
+            wait_until_done(page, n_code, run_timeout_ms)
+        except PlaywrightTimeout:
+            errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+            pytest.fail(f"{notebook.name} did not finish running in JupyterLab; stderr outputs:\n"
+                        + "\n".join(errors.all_inner_texts())[-3000:]
+                        + f"\nserver log:\n{log.read_text()[-2000:]}")
+        dismiss_news_prompt(page)
+        yield page
+
+
+# -- what a test does to a widget ----------------------------------------------------------------
+
+
+@contextmanager
+def screenshot_on_failure(page, folder: Path, name: str):
+    """On any failure inside the block, save the page as folder/<name>.png (pytest's tmp_path:
+    the path is printed with the failure), then re-raise."""
+    try:
+        yield
+    except BaseException:
+        shot = Path(folder) / f"{name}.png"
+        try:
+            page.screenshot(path=str(shot))
+            print(f"screenshot of the failure: {shot}")
+        except Exception as err:  # the page may be gone; the original failure matters more
+            print(f"no screenshot ({err})")
+        raise
+
+
+def src_of(page, selector: str) -> str:
+    """The src (a data: URL for an ipywidgets Image) of the first element matching `selector`,
+    scrolled into view and visible first."""
+    el = page.locator(selector).first
+    el.scroll_into_view_if_needed()
+    el.wait_for(state="visible")
+    return el.get_attribute("src")
+
+
+def wait_for_new_src(page, selector: str, before: str) -> str:
+    """Wait until the first `selector` element's src differs from `before`; return the new src."""
+    el = page.locator(selector).first
+    page.wait_for_function("([el, src]) => el.getAttribute('src') !== src",
+                           arg=[el.element_handle(), before], timeout=WIDGET_TIMEOUT_MS)
+    return el.get_attribute("src")
+
+
+def text_of(page, selector: str) -> str:
+    """The visible text of the first element matching `selector`."""
+    el = page.locator(selector).first
+    el.scroll_into_view_if_needed()
+    return el.inner_text()
+
+
+def press_on_slider(page, selector: str, key: str, times: int, handle: str = ".noUi-handle") -> str:
+    """Focus the handle of the slider with CSS class `selector` (ipywidgets 8: .noUi-handle) and
+    press `key` (ArrowRight, ArrowLeft, ...) `times` times: one step each. Returns the slider's
+    readout afterwards."""
+    slider = page.locator(selector).first
+    slider.scroll_into_view_if_needed()
+    slider.locator(handle).first.focus()
+    for _ in range(times):
+        page.keyboard.press(key)
+    return slider.locator(".widget-readout").first.text_content()

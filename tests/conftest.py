@@ -63,22 +63,34 @@ def binary_data():
 
 
 # Tests that use the same cached MNIST models: notebook 03 trains them, 04 and 07 and the browser
-# tests of 04 load them. They run in one process, in this order; everything else is spread over
-# the other processes one module or notebook at a time (pytest-xdist's --dist loadgroup).
+# tests of 03, 04 and 07 load them. They run in one process, in this order; everything else is
+# spread over the other processes one module or notebook at a time (pytest-xdist's --dist loadgroup).
 SHARED_MODELS = ("03_aevb_mnist.ipynb", "04_latent_manifold.ipynb", "07_autoencoders.ipynb",
-                 "test_browser.py", "test_colab.py")
+                 "test_browser_03.py", "test_browser.py", "test_browser_07.py", "test_colab.py")
+# A browser test of a notebook that trains its own models runs after that notebook, in its group.
+AFTER_NOTEBOOK = {"test_browser_05.py": "05_marginal_likelihood.ipynb"}
+
+
+def _is_browser_test(name: str) -> bool:
+    return name.startswith("test_browser") or name == "test_colab.py"
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
-    """Run the real-browser tests last: by then nbval has run notebook 03, which caches the
-    2-D model that notebook 04 loads, so Run All in a browser does not train it again.
-    (Run alone, the browser tests still pass: the notebook then trains the model.)
+    """Put the files of SHARED_MODELS first, in that order (their group is the longest, so it
+    should start first), and the other real-browser tests after the rest: by then nbval has run
+    the notebooks that cache the models they load (03 for 04's 2-D model), so Run All in a
+    browser does not train them again. (Run alone, the browser tests still pass: the notebook
+    then trains the model.)
 
     Then give every test an xdist group: its file (a notebook's cells must run in order in one
-    kernel), or "mnist-models" for the files of SHARED_MODELS, so that under `-n` they run in
-    one process in the order above and none trains a model another is training."""
+    kernel), "mnist-models" for the files of SHARED_MODELS, so that under `-n` they run in
+    one process in the order above and none trains a model another is training, and the
+    notebook's own group for a browser test in AFTER_NOTEBOOK."""
     name = lambda item: Path(str(item.fspath)).name
-    items.sort(key=lambda item: name(item) in ("test_browser.py", "test_colab.py"))
+    order = {n: i for i, n in enumerate(SHARED_MODELS)}
+    items.sort(key=lambda item: (name(item) not in order, _is_browser_test(name(item)), order.get(name(item), 0)))
     for item in items:
-        item.add_marker(pytest.mark.xdist_group("mnist-models" if name(item) in SHARED_MODELS else name(item)))
+        n = name(item)
+        group = "mnist-models" if n in SHARED_MODELS else AFTER_NOTEBOOK.get(n, n)
+        item.add_marker(pytest.mark.xdist_group(group))
