@@ -212,3 +212,17 @@ def test_draw_density_ratio_labels():
     np.testing.assert_allclose(r, 0, atol=1e-12)
     assert ax.get_xlabel() == "$z_1$" and "log_{10}" in fig.axes[1].get_ylabel()
     plt.close(fig)
+
+
+def test_covering_limit_reaches_every_code_in_half_steps_and_keeps_the_prior_range():
+    assert W.covering_limit(np.array([[0.2, -4.3], [1.0, 2.0]])) == 4.5   # 4.3 rounds up to 4.5
+    assert W.covering_limit(np.array([[5.0, 0.0]])) == 5.0                # exactly on a step
+    assert W.covering_limit(np.array([[0.5, -1.0]])) == 3.0               # never under the prior's 3 sd
+    assert W.covering_limit(np.array([[0.5, -1.0]]), at_least=0.0) == 1.0
+
+
+def test_latent_explorer_sliders_cover_the_codes_by_default(model):
+    mu = np.array([[-6.2, 0.0], [1.0, 3.9], [0.0, 0.0]], dtype=np.float32)
+    ex = W.LatentExplorer(model, mu)
+    assert ex.lim == 6.5 and ex.z1.min == -6.5 and ex.z2.max == 6.5  # a fixed +-3 would miss -6.2
+    assert W.LatentExplorer(model, mu, lim=2.0).z1.max == 2.0          # an explicit range is kept

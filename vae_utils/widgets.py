@@ -59,6 +59,13 @@ def interpolate(z_a, z_b, t) -> np.ndarray:
     return (1 - t[..., None]) * z_a + t[..., None] * z_b if t.ndim else (1 - t) * z_a + t * z_b
 
 
+def covering_limit(mu, step: float = 0.5, at_least: float = 3.0) -> float:
+    """The smallest multiple of `step`, and at least `at_least` (the prior's 3 sd), with every
+    code inside [-lim, lim] on every axis: a slider range that reaches all the codes."""
+    reach = float(np.abs(np.asarray(mu)).max()) if np.size(mu) else 0.0
+    return max(float(np.ceil(reach / step) * step), at_least)
+
+
 def model_at(config: VAEConfig, state_dict: dict, device="cpu") -> VAE:
     """A VAE with the given weights (e.g. a History snapshot), in eval mode."""
     model = VAE(config)
@@ -92,16 +99,18 @@ class LatentExplorer(_widgets.HBox):
     """Sliders for z1 and z2; the decoded digit redraws at once, the point moves on the map.
 
     mu, labels: precomputed posterior means of (test) data and their labels, for the map;
-    label_name and cmap: see `LatentMap`. Parts, for code and tests: .z1, .z2 (FloatSlider),
+    lim: the sliders' and the map's range [-lim, lim], by default `covering_limit(mu)` (every
+    code inside); label_name and cmap: see `LatentMap`. Parts, for code and tests: .z1, .z2 (FloatSlider),
     .image (the decoded digit, PNG), .map (the latent map with the point, PNG). CSS classes
     vae-z1, vae-z2, vae-decoded, vae-map.
     """
 
-    def __init__(self, model, mu, labels=None, lim: float = 3.0, step: float = 0.05,
+    def __init__(self, model, mu, labels=None, lim: float | None = None, step: float = 0.05,
                  image_shape=(28, 28), scale: int = 8, z=(0.0, 0.0), label_name: str | None = None,
                  cmap: str = "tab10"):
         self.model, self.image_shape, self.scale = model, image_shape, scale
         self.mu, self.labels = np.asarray(mu), None if labels is None else np.asarray(labels)
+        lim = covering_limit(mu) if lim is None else lim
         self.label_name, self.cmap, self.lim = label_name, cmap, lim
         self.latent_map = LatentMap(mu, labels, lim, label_name=label_name, cmap=cmap)
         self.z1 = _slider("z1", z[0], lim, step, "vae-z1")
