@@ -179,6 +179,26 @@ def run_all(page) -> None:
     page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
 
 
+def start_running(page, attempts: int = 3, wait_ms: int = 90_000) -> None:
+    """Run > Run All Cells, and check that it took: some cell's prompt shows [*] or a number.
+    A click made while the kernel is still attaching can be lost (seen once: no cell ran in
+    20 minutes); then click again, up to `attempts` times. (A click that was only slow to take
+    runs the notebook twice: slower, never wrong.)"""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(attempts):
+        run_all(page)
+        try:
+            page.wait_for_function(
+                """() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
+                    .some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))""",
+                timeout=wait_ms, polling=500)
+            return
+        except PlaywrightTimeout:
+            dismiss_news_prompt(page)
+    pytest.fail(f"Run All Cells started no cell in {attempts} tries of {wait_ms // 1000} s")
+
+
 def wait_until_done(page, n_code_cells: int, timeout_ms: int) -> None:
     """Wait until every code cell has run: each prompt shows a number, none shows [*]."""
     page.wait_for_function(
@@ -200,7 +220,7 @@ def notebook_in_lab(playwright, notebook: Path, tmp_path: Path, run_timeout_ms: 
         page.locator(".jp-Notebook").first.wait_for()
         page.wait_for_timeout(2000)  # let the kernel session attach before running
         dismiss_news_prompt(page)
-        run_all(page)
+        start_running(page)
         try:
             wait_until_done(page, n_code, run_timeout_ms)
         except PlaywrightTimeout:
