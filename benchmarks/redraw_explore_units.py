@@ -1,0 +1,78 @@
+"""How long does the unit walker (vae_utils.explore_units, notebook 03) take to redraw?
+
+    python benchmarks/redraw_explore_units.py            # 20 moves per control, a few seconds
+
+Builds UnitExplorer on untrained VAEs of notebook 03's sizes (784-500-20 and 784-500-200 ReLU,
+Bernoulli decoder; a redraw costs the same whatever the weights), on 2,000 random "digits"
+for the sliders' ranges, with notebook 03's layout (J = 20: 6 units with the most KL and 2
+with the least; J = 200: 3 and 3), and moves each control by setting its value, as a front
+end does when a person drags it. A slider move is one decoder pass of three rows (mu, z, and
+the unit alone) and a PNG encoding; a new digit resets every slider and redraws once.
+
+`controls()` returns {control: (move, values)}, the shape benchmarks/widget_redraw.py times.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import numpy as np
+import torch
+
+from vae_utils.explore_units import UnitExplorer
+from vae_utils.models import VAEConfig, build
+
+
+def controls(seed: int = 0, n_data: int = 2000) -> dict:
+    """{control: (function that moves it, values to move it through)} for both sizes."""
+    out = {}
+    x = torch.rand(n_data, 784, generator=torch.Generator().manual_seed(seed))
+    for J, top, bottom in ((20, 6, 2), (200, 3, 3)):
+        model = build(VAEConfig(z_dim=J, hidden=(500,), activation="relu", init="default"), seed=seed).eval()
+        kl = np.random.default_rng(seed).exponential(size=J)
+        ex = UnitExplorer(model, x, kl, labels=np.arange(n_data) % 10, top=top, bottom=bottom)
+
+        def set_unit(v, s=ex.sliders[0]):
+            s.value = float(v)
+
+        def set_last_unit(v, s=ex.sliders[-1]):
+            s.value = float(v)
+
+        def set_digit(v, ex=ex):
+            ex.digit.value = int(v)
+
+        out[f"unit_z{J}"] = (set_unit, np.linspace(-3, 3, 20))
+        out[f"least_kl_unit_z{J}"] = (set_last_unit, np.linspace(-3, 3, 20))
+        out[f"digit_z{J}"] = (set_digit, np.arange(1, 21))
+    return out
+
+
+def time_controls(controls: dict, argv=None, description: str = "") -> dict:
+    """Parse --moves and --rounds, time each control with widget_redraw.mean_ms (the median of
+    the rounds), print the times and redraw_over_target_<control>; return {control: ms}."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from widget_redraw import TARGET_MS, mean_ms
+
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--moves", type=int, default=20, help="moves of each control per round")
+    p.add_argument("--rounds", type=int, default=5)
+    args = p.parse_args(argv)
+    print(f"torch threads {torch.get_num_threads()}; {args.rounds} rounds of {args.moves} moves")
+    times = {}
+    for control, (move, values) in controls.items():
+        values = np.resize(values, args.moves)
+        times[control] = statistics.median(mean_ms(move, values) for _ in range(args.rounds))
+        print(f"{control:18s} {times[control]:7.2f} ms per redraw")
+    print(" ".join(f"redraw_over_target_{c}={ms / TARGET_MS:.2f}" for c, ms in times.items()))
+    return times
+
+
+def main(argv=None):
+    return time_controls(controls(), argv, __doc__.split("\n")[0])
+
+
+if __name__ == "__main__":
+    main()
