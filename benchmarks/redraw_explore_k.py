@@ -1,0 +1,81 @@
+"""How long does notebook 05's K explorer take to redraw when its K slider or digit dropdown moves?
+
+    python benchmarks/redraw_explore_k.py              # 20 moves per control, 5 rounds
+
+Builds `explore_k.KExplorer` over 5000 importance log-weights of 5 random 'digits' from an
+untrained VAE of notebook 05's section 3 (784-500-20 tanh, Bernoulli decoder; a redraw costs
+the same whatever the weights: every bin of the histogram is drawn, empty or not) and moves
+each control by setting its value, as a front end does when a person moves it. A move swaps
+a histogram PNG rendered when the widget was built, draws the K marker on the digit's
+prerendered path in numpy and encodes that PNG; the build (the weights drawn, every
+histogram and path rendered) is timed apart. `controls()` returns {control: (move, values)},
+the shape of benchmarks/widget_redraw.py's `explorers()`.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from vae_utils import importance
+from vae_utils.explore_k import K_MAX, KExplorer, k_values
+from vae_utils.models import VAEConfig, build
+
+TARGET_MS = 100.0
+N_DIGITS = 5
+
+
+def explorer(seed: int = 0) -> KExplorer:
+    """The explorer over K_MAX log-weights of N_DIGITS random 'digits' from an untrained model of
+    notebook 05's size."""
+    config = VAEConfig(z_dim=20, hidden=(500,), activation="tanh")
+    model = build(config, seed=seed).eval()
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(N_DIGITS, config.x_dim, generator=g)
+    log_w = importance.importance_log_weights(model, x, K_MAX, generator=g)
+    return KExplorer(log_w, x=x, labels=np.arange(N_DIGITS))
+
+
+def controls(ex: KExplorer | None = None) -> dict:
+    """{control: (function that moves it, values to move it through)}: K up its slider and down
+    again, the digit through every choice and back (each move changes the value, so redraws)."""
+    ex = ex or explorer()
+
+    def set_k(v):
+        ex.k.value = int(v)
+
+    def set_digit(v):
+        ex.digit.value = int(v)
+
+    ks, digits = k_values(K_MAX), list(range(N_DIGITS))
+    return {"K": (set_k, np.array([*ks, *ks[-2:0:-1]])), "digit": (set_digit, np.array([*digits, *digits[-2:0:-1]]))}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--moves", type=int, default=20, help="moves of each control per round")
+    p.add_argument("--rounds", type=int, default=5)
+    args = p.parse_args(argv)
+    if args.moves < 1 or args.rounds < 1:
+        p.error("--moves and --rounds must be at least 1")
+    from widget_redraw import mean_ms  # the same timer; imported here, so widget_redraw may import this file
+
+    torch.set_num_threads(1)  # as notebook 05
+    t = time.perf_counter()
+    ex = explorer()
+    print(f"built in {time.perf_counter() - t:.1f} s ({K_MAX} weights for {N_DIGITS} digits drawn, every "
+          f"histogram and path rendered); {args.rounds} rounds of {args.moves} moves")
+    worst = {}
+    for control, (move, values) in controls(ex).items():
+        ms = statistics.median(mean_ms(move, np.resize(values, args.moves)) for _ in range(args.rounds))
+        print(f"{control:5s}  {ms:7.3f} ms per redraw")
+        worst[control] = ms
+    print(" ".join(f"redraw_over_target_{c}={ms / TARGET_MS:.3f}" for c, ms in worst.items()))
+    return worst
+
+
+if __name__ == "__main__":
+    main()
