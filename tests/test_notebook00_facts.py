@@ -12,8 +12,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 PACKAGE = ROOT / "vae_utils"
-FRONT_END = {"plots", "manifold", "maps", "png", "widgets"}
-FRONT_END_LIBRARIES = {"matplotlib", "ipywidgets", "IPython", "seaborn"}
+FRONT_END = {"plots", "manifold", "maps", "png", "widgets",
+             "explore_digit", "explore_units", "explore_training", "explore_beta", "explore_k"}
+FRONT_END_LIBRARIES = {"matplotlib", "ipywidgets", "IPython", "seaborn", "anywidget"}
 # a time as the road map and the notebooks' first cells write it: "about 15 seconds", "under 1 min"
 TIME = re.compile(r"(?:about|under) (?:half a |a |\d+ )?(?:seconds|minutes|minute|min)\b")
 
