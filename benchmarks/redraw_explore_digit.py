@@ -10,8 +10,9 @@ and 10,000 random codes for its map, then changes each input as a front end does
     rows     the occlusion slider (rows hidden of the chosen test digit)
     digit    the test-digit dropdown
 
-A redraw is one encoder pass, one decoder pass for the 64 fixed draws, numpy drawing on the
-prerendered map and one PNG. `controls()` has the shape of widget_redraw.explorers(), so that
+A redraw (`explore_digit.explain`) is one encoder pass for the image, one decoder pass for its
+mean and the 64 fixed draws (four of which are shown), numpy drawing on the prerendered map and
+one PNG. `controls()` has the shape of widget_redraw.explorers(), so that
 script can time these controls too. Nothing here is asserted by a test.
 """
 from __future__ import annotations

@@ -3,7 +3,8 @@
 The reader draws on a 28 x 28 pad; the explorer shows the posterior q(z|x) of that image,
 N(mu, diag sigma^2) with J = 2, as its mean and 1-sigma ellipse on the map of the test codes,
 the reconstruction E[x|mu], a few decoded samples E[x|z] with z ~ q(z|x), and the image's
-bound split into its two terms (eq. 7 of the paper):
+bound split into its two terms (eq. 3 of the paper, estimated as in eq. 7: the KL term in
+closed form, the expectation by S fixed draws):
 
     L(x) = E_q[log p(x|z)] - KL(q(z|x) || p(z))
            reconstruction     closed form (Appendix B)
@@ -14,13 +15,15 @@ bottom rows hidden (set to 0, i.e. no ink) by a slider.
     DrawPad                the pad: an anywidget (its front end ships in the Python wheel),
                            whose `pixels` trait holds the drawing, 784 values in [0, 1]
     DigitExplorer          plain ipywidgets around the pure functions below; it follows a pad
-    enable_colab_widgets   Colab draws custom widgets only after this call (nothing elsewhere)
+    enable_colab_widgets   shows the step Colab needs for custom widgets (anywidget takes it
+                           itself when the pad is created; nothing happens elsewhere)
 
 Pure functions (tested headless): `check_pixels`, `posterior`, `ellipse`, `fixed_eps`,
-`bound_split`, `posterior_samples`, `occlude`, `occlusion_sweep`, `zoom_image`, `map_image`,
-`panel_image`.
-A redraw is one encoder pass for one image, one decoder pass for S codes, numpy drawing on
-a map rendered once, and one PNG of at most 256 colours (`palette_png`).
+`bound_split`, `explain`, `posterior_samples`, `occlude`, `occlusion_sweep`, `best_on_grid`, `zoom_image`,
+`map_image`, `panel_image`.
+A redraw (`explain`) is one encoder pass for one image and one decoder pass for 1 + S codes
+(mu and the S draws, the first few of which are shown), numpy drawing on a map rendered
+once, and one PNG of at most 256 colours (`palette_png`).
 """
 from __future__ import annotations
 
@@ -31,11 +34,14 @@ import anywidget
 import ipywidgets as _widgets
 import numpy as np
 import torch
+import torch.nn.functional as F
 import traitlets
 
-from .elbo import kl_to_standard_normal
+from .elbo import kl_to_standard_normal, log_normal
 from .latent import class_medoids, encode_means
+from .manifold import box_grid
 from .maps import LatentMap, draw_codes, mark_points
+from .models import BernoulliParams
 from .plots import image_grid
 from .widgets import _image_widget, decode
 
@@ -97,7 +103,7 @@ def fixed_eps(n_samples: int, z_dim: int = 2, seed: int = 0) -> np.ndarray:
 
 class BoundSplit(NamedTuple):
     """One image's bound in nats: rec = E_q[log p(x|z)] (Monte Carlo), kl = KL(q(z|x) || p(z))
-    (closed form), bound = rec - kl (eq. 7). Floats for one image, (N,) arrays for a batch."""
+    (closed form), bound = rec - kl (eq. 3, estimated as in eq. 7). Floats for one image, (N,) arrays for a batch."""
 
     rec: float | np.ndarray
     kl: float | np.ndarray
@@ -106,7 +112,8 @@ class BoundSplit(NamedTuple):
 
 @torch.no_grad()
 def bound_split(model, x, eps) -> BoundSplit:
-    """The bound of x (one image, or a batch (N, D)) split into its two terms (eq. 7):
+    """The bound of x (one image, or a batch (N, D)) split into its two terms (eq. 3, with the
+    expectation estimated by S draws as in eq. 7):
 
         rec = 1/S sum_s log p(x | z_s),   z_s = mu + sigma * eps_s      (eps: (S, J), fixed)
         kl  = KL(N(mu, diag sigma^2) || N(0, I))                        (Appendix B)
@@ -123,6 +130,48 @@ def bound_split(model, x, eps) -> BoundSplit:
     if _is_one_image(x):
         return BoundSplit(float(rec[0]), float(kl[0]), float(rec[0] - kl[0]))
     return BoundSplit(rec, kl, rec - kl)
+
+
+def _log_p_and_mean(model, x, z) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log p(x|z), E[x|z]) at codes z (M, J) for one image x (1, D), from ONE decoder pass:
+    the Bernoulli decoder's logits (Appendix C.1) or the Gaussian's mean and log-variance
+    (C.2) give both. Shapes (M,) and (M, D)."""
+    params = model.decode(z)
+    if isinstance(params, BernoulliParams):
+        log_p = -F.binary_cross_entropy_with_logits(params.logits, x.expand_as(params.logits),
+                                                    reduction="none").sum(-1)
+        return log_p, torch.sigmoid(params.logits)
+    return log_normal(x, params.mean, params.logvar), params.mean
+
+
+class Explained(NamedTuple):
+    """What the explorer shows of one image (`explain`): q(z|x) as mu, sigma (J,); the bound
+    split; the reconstruction E[x|mu] (H, W); the first n_shown decoded draws (k, H, W)."""
+
+    mu: np.ndarray
+    sigma: np.ndarray
+    split: BoundSplit
+    reconstruction: np.ndarray
+    samples: np.ndarray
+
+
+@torch.no_grad()
+def explain(model, image, eps, n_shown: int = 4) -> Explained:
+    """`posterior`, `bound_split`, E[x|mu] and `posterior_samples` of the first n_shown draws
+    of one image, with one encoder pass and one decoder pass for 1 + S codes (mu and the S
+    draws z_s = mu + sigma * eps_s): the samples shown are among the draws the
+    reconstruction term averages over, decoded once."""
+    p = next(model.parameters())
+    xs = _rows(image).to(p.device, p.dtype)                              # (1, D)
+    mu, logvar = model.encode(xs)                                        # (1, J): eq. 12
+    e = torch.as_tensor(np.asarray(eps, dtype=np.float32)).to(p.device, p.dtype)   # (S, J)
+    z = mu + torch.exp(0.5 * logvar) * e                                 # (S, J): section 2.4
+    log_p, means = _log_p_and_mean(model, xs, torch.cat([mu, z]))        # row 0: mu; rows 1..S: z_s
+    rec = float(log_p[1:].mean())                                        # 1/S sum_s log p(x|z_s)
+    kl = float(kl_to_standard_normal(mu, logvar)[0])                     # Appendix B
+    images = means.reshape(-1, SIDE, SIDE).cpu().numpy()
+    return Explained(mu[0].cpu().numpy(), torch.exp(0.5 * logvar[0]).cpu().numpy(),
+                     BoundSplit(rec, kl, rec - kl), images[0], images[1:1 + n_shown])
 
 
 def posterior_samples(model, mu, sigma, eps, image_shape=(SIDE, SIDE)) -> np.ndarray:
@@ -157,6 +206,27 @@ def occlusion_sweep(model, images, rows, eps) -> dict:
         mu, sigma = posterior(model, xr)
         out[r] = (mu, sigma, bound_split(model, xr, eps))
     return out
+
+
+@torch.no_grad()
+def best_on_grid(model, images, lim: float, n: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """For each image x (N, D): the largest log p(x|z) over the n x n grid of codes spaced
+    evenly over [-lim, lim]^2 (`box_grid`), and the code that gives it: (N,) and (N, 2). A
+    lower bound on max_z log p(x|z) over the square (finer grids only raise it), to compare
+    with where the encoder puts x. The grid is decoded once; a Bernoulli decoder's
+
+        log p(x|z) = sum_d x_d log y_d(z) + (1 - x_d) log(1 - y_d(z))     (Appendix C.1)
+
+    is then a matrix product for all images and codes at once."""
+    z = box_grid(np.linspace(-lim, lim, n), np.linspace(-lim, lim, n))
+    p = next(model.parameters())
+    params = model.decode(torch.as_tensor(z).to(p.device, p.dtype))
+    if not isinstance(params, BernoulliParams):
+        raise TypeError("best_on_grid needs a Bernoulli decoder (MNIST's)")
+    x = _rows(images).to(p.device, p.dtype)                              # (N, D)
+    log_p = x @ F.logsigmoid(params.logits).T + (1 - x) @ F.logsigmoid(-params.logits).T   # (N, n^2)
+    best = log_p.max(1)
+    return best.values.cpu().numpy().astype(np.float64), z[best.indices.cpu().numpy()]
 
 
 # -- drawing on pixel arrays (numpy: no matplotlib call in a redraw) -------------------------
@@ -325,7 +395,12 @@ def text_strip(text: str, width: int, height: int = 18, fontsize: float = 9.0) -
 def enable_colab_widgets() -> bool:
     """On Colab, switch on its custom widget manager (`google.colab.output.
     enable_custom_widget_manager()`), without which Colab draws no widget outside ipywidgets,
-    such as the pad; returns True. Anywhere else it does nothing and returns False."""
+    such as the pad; returns True. Anywhere else it does nothing and returns False.
+
+    anywidget (>= 0.9) does this itself when the pad is created (`AnyWidget.__init__` on
+    Colab); this call only makes the step visible. After the switch, Colab draws the widgets
+    of later cells through its CDN widget manager, which has reports of breaking Accordion
+    and Tab (googlecolab/colabtools#3571); DigitExplorer uses neither."""
     if "google.colab" not in sys.modules:
         return False
     try:
@@ -359,6 +434,7 @@ function render({ model, el }) {
   el.appendChild(clear);
   const ctx = canvas.getContext("2d");
   let pix = new Float32Array(N * N);
+  let last = null, sent = 0;       // last: the pointer during a stroke (null between strokes)
 
   function paint() {
     const img = ctx.createImageData(N, N);
@@ -370,6 +446,7 @@ function render({ model, el }) {
     ctx.putImageData(img, 0, 0);
   }
   function fromModel() {
+    if (last !== null) return;     // mid-stroke the canvas is ahead of the model: keep drawing
     const v = model.get("pixels") || [];
     pix = new Float32Array(N * N);
     for (let i = 0; i < Math.min(v.length, N * N); i++) pix[i] = v[i];
@@ -392,7 +469,6 @@ function render({ model, el }) {
     const box = canvas.getBoundingClientRect();
     return [(e.clientX - box.left) / box.width * N, (e.clientY - box.top) / box.height * N];
   }
-  let last = null, sent = 0;
   function send() {
     model.set("pixels", Array.from(pix, (v) => Math.round(v * 1000) / 1000));
     model.save_changes();
@@ -447,10 +523,15 @@ class DrawPad(anywidget.AnyWidget):
 
     @traitlets.validate("pixels")
     def _check(self, proposal):
+        """Refuse anything `check_pixels` refuses; keep what arrived exactly as it came. Returning
+        the checked float32 copy instead (0.123 -> 0.12300000339746475) would differ from what
+        the front end sent, so the kernel would send it back as an update in the middle of a
+        stroke (ipywidgets 7 and 8) and the canvas would lose what was drawn meanwhile."""
         try:
-            return check_pixels(proposal["value"]).tolist()
+            check_pixels(proposal["value"])
         except ValueError as err:
             raise traitlets.TraitError(f"DrawPad.pixels: {err}") from None
+        return list(proposal["value"])
 
     @property
     def image(self) -> np.ndarray:
@@ -538,11 +619,7 @@ class DigitExplorer(_widgets.VBox):
     def compute(self, image=None) -> dict:
         """Everything a redraw shows, for `image` (default: the current input)."""
         image = self.input_image() if image is None else np.asarray(image, dtype=np.float32).reshape(SIDE, SIDE)
-        mu, sigma = posterior(self.model, image)
-        split = bound_split(self.model, image, self.eps)
-        samples = posterior_samples(self.model, mu, sigma, self.eps[:self.n_shown])
-        recon = decode(self.model, mu[None])[0]
-        return dict(image=image, mu=mu, sigma=sigma, split=split, samples=samples, reconstruction=recon)
+        return dict(image=image, **explain(self.model, image, self.eps, self.n_shown)._asdict())
 
     def panel_for(self, c: dict) -> np.ndarray:
         return panel_image(map_image(self.latent_map, c["mu"], c["sigma"], self.half_width),
@@ -579,8 +656,8 @@ class DigitExplorer(_widgets.VBox):
     def figure(self, index: int | None = None, rows=(0, 14, 21), side: float = 3.2, column: float = 1.2,
                max_codes: int = 400, closeup_codes: int = 120):
         """The same content as a static figure, for one test digit (default: the dropdown's) at
-        several occlusion levels: left, the map with each level's mean (named by the rows
-        hidden); then one column per level: the input, a close-up of q(z|x) (its 1-sigma
+        several occlusion levels: left, the map with each level's mean (marked "r=14" for 14
+        rows hidden); then one column per level: the input, a close-up of q(z|x) (its 1-sigma
         ellipse among the test codes, ticks in z), the reconstruction and n_shown samples,
         with the bound split in the column's title. side, column: widths in inches; the map
         shows the first max_codes codes and each class's name at its medoid, each close-up
@@ -603,9 +680,9 @@ class DigitExplorer(_widgets.VBox):
                         ha="center", va="center", path_effects=[pe.withStroke(linewidth=2, foreground="w")])
         means = np.array([c["mu"] for _, c in levels])
         ax.plot(means[:, 0], means[:, 1], "k-", lw=0.8)
-        mark_points(ax, means, [str(r) for r, _ in levels], spread=True)
+        mark_points(ax, means, [f"r={r}" for r, _ in levels], spread=True)   # not bare numbers: those name classes
         label = "" if self.labels is None else f" (a {int(self.labels[index])})"
-        ax.set_title(f"test digit #{index}{label}: the mean of q(z|x)\nwith r rows hidden (named by r)", fontsize=9)
+        ax.set_title(f"test digit #{index}{label}: the mean of q(z|x)\nwith r rows hidden (marked r=...)", fontsize=9)
         h = self.half_width
         for j, (r, c) in enumerate(levels):
             sp, (m1, m2), (s1, s2) = c["split"], c["mu"], c["sigma"]
