@@ -7,7 +7,9 @@ Bernoulli decoder; a redraw costs the same whatever the weights), on 2,000 rando
 for the sliders' ranges, with notebook 03's layout (J = 20: 6 units with the most KL and 2
 with the least; J = 200: 3 and 3), and moves each control by setting its value, as a front
 end does when a person drags it. A slider move is one decoder pass of three rows (mu, z, and
-the unit alone) and a PNG encoding; a new digit resets every slider and redraws once.
+the unit alone) and a PNG encoding; a new digit, or a click on "back to μ(x)" (after a slider
+move, so that there is something to undo: that control's time is of both redraws), resets
+every slider and redraws once.
 
 `controls()` returns {control: (move, values)}, the shape benchmarks/widget_redraw.py times.
 """
@@ -41,9 +43,14 @@ def controls(seed: int = 0, n_data: int = 2000) -> dict:
         def set_digit(v, ex=ex):
             ex.digit.value = int(v)
 
+        def back_to_mu(v, ex=ex):
+            ex.sliders[0].value = float(v)  # a move first, so that the click has something to undo:
+            ex.reset.click()                # the time is of the two redraws together
+
         out[f"unit_z{J}"] = (set_unit, np.linspace(-3, 3, 20))
         out[f"least_kl_unit_z{J}"] = (set_last_unit, np.linspace(-3, 3, 20))
         out[f"digit_z{J}"] = (set_digit, np.arange(1, 21))
+        out[f"back_to_mu_z{J}"] = (back_to_mu, np.linspace(-3, 3, 20))
     return out
 
 

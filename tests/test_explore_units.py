@@ -79,10 +79,11 @@ def test_image_change_mean_and_max_of_absolute_pixel_changes():
 def test_change_verdict_against_a_grey_level_and_half_a_pixel():
     assert U.GREY_LEVEL == pytest.approx(1 / 255) and U.STROKE == 0.5
     assert U.change_verdict(U.ImageChange(0.001, 0.99 / 255)) == "no visible change"
-    assert U.change_verdict(U.ImageChange(0.001, 1 / 255)) == "faint: no stroke drawn or erased"
-    assert U.change_verdict(U.ImageChange(0.01, 0.49)) == "faint: no stroke drawn or erased"
-    assert U.change_verdict(U.ImageChange(0.01, 0.5)) == "a stroke changes"
-    assert U.change_text(U.ImageChange(0.01234, 0.5678)) == "mean |Δy| 0.0123 · max 0.568 · a stroke changes"
+    assert U.change_verdict(U.ImageChange(0.001, 1 / 255)) == "no pixel changes by 0.5 or more"
+    assert U.change_verdict(U.ImageChange(0.01, 0.49)) == "no pixel changes by 0.5 or more"
+    assert U.change_verdict(U.ImageChange(0.01, 0.5)) == "some pixel changes by 0.5 or more"
+    assert U.change_text(U.ImageChange(0.01234, 0.5678)) == ("mean |Δy| 0.0123 · max 0.568 · "
+                                                             "some pixel changes by 0.5 or more")
 
 
 def test_a_unit_the_decoder_ignores_changes_nothing(model):
@@ -146,14 +147,27 @@ def test_explorer_orders_units_sets_ranges_and_reads_out_changes(model, x):
     assert ex.redraws == n + 3
     assert ex.readout.value == f"all moves together: {U.change_text(expected)}"
     alone = U.unit_walk(model, ex.codes[3], 2, [-2.0])[1][0]
-    assert alone != expected  # unit 2 alone moves the image less far than the moves together
+    assert alone != expected  # the readout of unit 2 is its move alone, not the change of all the moves
     assert ex.unit_readouts[0].value == f"KL 2.000 nats · alone: {U.change_text(alone)}"
+
+    png_moved = ex.image.value
+    ex.reset.click()  # back to mu(x) of the same digit: every slider at its start, one redraw
+    assert [s.value for s in ex.sliders] == [pytest.approx(float(ex.codes[3, j])) for j in ex.units]
+    assert ex.redraws == n + 4 and ex.image.value != png_moved
+    rec = decode(model, np.stack([ex.codes[3]] * 3))[0]
+    panels = np.stack([x[3].reshape(28, 28).numpy(), rec, rec, 0 * rec])
+    assert ex.image.value == to_png(image_grid(panels, nrow=4, pad=2), ex.scale)
+    assert ex.readout.value == "all moves together: mean |Δy| 0.0000 · max 0.000 · no visible change"
+    assert all("alone: mean |Δy| 0.0000 · max 0.000" in r.value for r in ex.unit_readouts)
+    assert "vae-units-reset" in ex.reset._dom_classes
+    ex.sliders[0].value = -2.0  # move again, so that the new digit below has something to undo
+    assert ex.redraws == n + 5
 
     ex.digit.value = 7  # a new digit: every slider back at its mu, on a grid of its own, one redraw
     assert [s.value for s in ex.sliders] == [pytest.approx(float(ex.codes[7, j])) for j in ex.units]
     bounds = [U.slider_bounds(float(ex.codes[7, j]), lo[j], hi[j], 0.05) for j in ex.units]
     assert [(s.min, s.max) for s in ex.sliders] == [(pytest.approx(a), pytest.approx(b)) for a, b in bounds]
-    assert ex.redraws == n + 4 and "mean |Δy| 0.0000" in ex.readout.value
+    assert ex.redraws == n + 6 and "mean |Δy| 0.0000" in ex.readout.value
     rec = decode(model, np.stack([ex.codes[7]] * 3))[0]  # the widget's decoder pass: three rows
     panels = np.stack([x[7].reshape(28, 28).numpy(), rec, rec, 0 * rec])
     assert ex.image.value == to_png(image_grid(panels, nrow=4, pad=2), ex.scale)
@@ -176,5 +190,5 @@ def test_static_figure_walks_every_shown_unit(model, x):
     assert labels[0] == "$z_{2}$ (most KL)\nKL 2.000 nats" and labels[2].startswith("$z_{1}$ (least KL)")
     assert [t.get_text() for t in ax.get_xticklabels()][:3] == ["digit", "at μ(x)", "-3.0"]
     assert ax.texts[2].get_text() == "max |Δy| 0.000\nno visible change"  # the ignored unit's row
-    assert ax.texts[0].get_text().endswith("a stroke changes")
+    assert ax.texts[0].get_text().endswith("some pixel changes by 0.5 or more")
     plt.close(fig)

@@ -8,9 +8,10 @@ When training ends, a slider goes back over the weights kept after every epoch (
     first_of_each_label    the digits to watch: the first of each class
     bound_curve            the curve's data: the held-out bound before training and after every
                            epoch, and the train objective averaged over each epoch
+    no_z_bound             a reference: the bound of the best decoder that ignores z (y = the
+                           average training image), what learning the average image alone gives
     reconstruction_strip   [the digits; their reconstructions E[x|z = mu(x)]] as one image
-    snapshot_strip         the same from a snapshot's weights (what the slider shows)
-    draw_bound_curve       the curve on a matplotlib Axes, one epoch marked
+    draw_bound_curve       the curve on a matplotlib Axes, one epoch marked, the reference beside it
     curve_png              that drawing as PNG bytes (rendered without pyplot)
     bound_readout          the bounds at one epoch, in words
 
@@ -33,7 +34,7 @@ from .evaluate import lower_bound
 from .models import build, reconstruct
 from .plots import image_grid
 from .png import to_png
-from .widgets import _image_widget, model_at
+from .widgets import _image_widget
 
 # -- pure functions --------------------------------------------------------------------------
 
@@ -76,6 +77,18 @@ def bound_readout(curve: BoundCurve, epoch: int) -> str:
             f"train average during epoch {epoch}: {curve.train[epoch - 1]:.2f} nats")
 
 
+@torch.no_grad()
+def no_z_bound(x_train, x, clamp: float = 1e-3) -> float:
+    """The bound on x (N, D), in nats per datapoint, of a decoder that ignores z and says
+    y = the average of x_train for every digit, clamped to [clamp, 1 - clamp] (a pixel blank in
+    every training image would otherwise give log 0 on a test digit inked there). Its best
+    encoder is q(z|x) = p(z), so the KL term is 0 and the bound is the Bernoulli log-likelihood
+    sum_i x_i log y_i + (1 - x_i) log(1 - y_i) (cell 16 of notebook 03), averaged over x."""
+    y = torch.as_tensor(x_train).double().mean(0).clamp(clamp, 1 - clamp)
+    x = torch.as_tensor(x).double().to(y.device)
+    return (x @ y.log() + (1 - x) @ (1 - y).log()).mean().item()
+
+
 def reconstruction_strip(model, x, image_shape=(28, 28)) -> np.ndarray:
     """One image: the digits x (n, D) in the top row, their reconstructions E[x|z = mu(x)] under it."""
     x = torch.as_tensor(x).to(next(model.parameters()).device)
@@ -83,26 +96,41 @@ def reconstruction_strip(model, x, image_shape=(28, 28)) -> np.ndarray:
     return image_grid(rows.cpu(), nrow=len(x))
 
 
-def snapshot_strip(config, state_dict: dict, x, image_shape=(28, 28)) -> np.ndarray:
-    """`reconstruction_strip` of the model with a snapshot's weights (a History snapshot)."""
-    return reconstruction_strip(model_at(config, state_dict), torch.as_tensor(x).cpu(), image_shape)
+def curve_ylim(curve: BoundCurve, reference: float | None = None, margin: float = 0.08) -> tuple | None:
+    """The y-range from epoch 1 on: every bound after epoch 0, every train average and the
+    reference, with `margin` of that span added on each side; None before epoch 1 is done.
+    The untrained model's bound (about -550 nats) would squash the rest into a thin band."""
+    values = [*curve.held_out[1:], *curve.train, *([] if reference is None else [reference])]
+    if not curve.held_out[1:]:
+        return None
+    lo, hi = min(values), max(values)
+    return lo - margin * (hi - lo), hi + margin * (hi - lo)
 
 
 def draw_bound_curve(ax, curve: BoundCurve, total_epochs: int, marked: int | None = None,
-                     held_out_name: str = "held-out digits"):
+                     held_out_name: str = "held-out digits", reference: float | None = None,
+                     reference_name: str = "decoder that ignores z"):
     """The held-out bound after each epoch (solid, dots) and the train average of each epoch
     (dashed, at the epoch's middle) against epochs 0..total_epochs; a ring and a dotted line
-    mark epoch `marked`."""
+    mark epoch `marked`; a grey line the `reference` bound. Once epoch 1 is done the y-range
+    starts there (`curve_ylim`) and epoch 0's bound, below the axis, is written at the bottom left."""
     from matplotlib.ticker import MaxNLocator
 
     ax.plot(curve.epochs, curve.held_out, "-o", ms=4, color="C0",
             label=f"{held_out_name}, after the epoch (same ε each time)")
     ax.plot(np.arange(1, len(curve.train) + 1) - 0.5, curve.train, "--s", ms=3, color="C1",
             label="training minibatches, averaged over the epoch")
+    if reference is not None:
+        ax.axhline(reference, color="0.45", ls="-.", lw=1, label=f"{reference_name}: {reference:.1f}")
     if marked is not None:
         b = curve.held_out[curve.epochs.index(marked)]
         ax.axvline(marked, color="k", ls=":", lw=1)
         ax.plot([marked], [b], "o", mfc="none", mec="k", ms=11, mew=1.5)
+    ylim = curve_ylim(curve, reference)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+        ax.text(0.02, 0.03, f"epoch 0,\noff the axis:\n{curve.held_out[0]:.2f}", transform=ax.transAxes, fontsize=7,
+                color="C0", ha="left", va="bottom")
     ax.set_xlim(-0.3, total_epochs + 0.3)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch (0: before training)")
@@ -113,7 +141,8 @@ def draw_bound_curve(ax, curve: BoundCurve, total_epochs: int, marked: int | Non
 
 
 def curve_png(curve: BoundCurve, total_epochs: int, marked: int | None = None,
-              held_out_name: str = "held-out digits", size=(4.6, 3.0), dpi: int = 100) -> bytes:
+              held_out_name: str = "held-out digits", reference: float | None = None,
+              size=(4.6, 3.0), dpi: int = 100) -> bytes:
     """`draw_bound_curve` rendered to PNG bytes (matplotlib's Agg canvas, no pyplot figure)."""
     import io
 
@@ -121,7 +150,7 @@ def curve_png(curve: BoundCurve, total_epochs: int, marked: int | None = None,
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=size, dpi=dpi)  # fixed margins: a layout engine would double the time
-    draw_bound_curve(fig.add_axes((0.16, 0.15, 0.81, 0.82)), curve, total_epochs, marked, held_out_name)
+    draw_bound_curve(fig.add_axes((0.16, 0.15, 0.81, 0.82)), curve, total_epochs, marked, held_out_name, reference)
     buf = io.BytesIO()
     FigureCanvasAgg(fig).print_png(buf)
     return buf.getvalue()
@@ -136,20 +165,22 @@ class TrainingMonitor(_widgets.VBox):
     `x` (n, D) and the bound curve; afterwards an epoch slider shows the kept weights of any
     epoch, the curve marking it and a readout stating its bounds.
 
-    model_config: the VAEConfig to build (seeded by the TrainConfig's seed). Parts: .status,
-    .image (digits over reconstructions, PNG), .curve (PNG), .readout (HTML), .epoch
+    model_config: the VAEConfig to build (seeded by the TrainConfig's seed). reference: a bound
+    drawn as a line on the curve (e.g. `no_z_bound` on the held-out digits), or None. Parts:
+    .status, .image (digits over reconstructions, PNG), .curve (PNG), .readout (HTML), .epoch
     (SelectionSlider, disabled until training ends). CSS classes: vae-train-status,
-    vae-train-recons, vae-train-curve, vae-train-readout, vae-train-epoch. After training:
-    .curve_data (BoundCurve), .snapshots {epoch: weights}, .strips {epoch: image} (from the
-    snapshots), .pngs {epoch: (reconstructions PNG, curve PNG, readout)}: what the slider swaps
-    in, .live_epochs (the epochs the callback redrew, in order), .seconds (training time).
+    vae-train-recons, vae-train-curve, vae-train-readout, vae-train-epoch. .strips {epoch:
+    image}: each epoch's reconstructions as the live redraw drew them (epoch 0: before
+    training). After training: .curve_data (BoundCurve), .snapshots {epoch: weights},
+    .pngs {epoch: (reconstructions PNG, curve PNG, readout)}: what the slider swaps in,
+    .live_epochs (the epochs the callback redrew, in order), .seconds (training time).
     .redraws counts every redraw, live or by the slider.
     """
 
     def __init__(self, model_config, x, image_shape=(28, 28), scale: int = 2,
-                 held_out_name: str = "held-out digits"):
+                 held_out_name: str = "held-out digits", reference: float | None = None):
         self.model_config, self.image_shape, self.scale = model_config, image_shape, scale
-        self.held_out_name = held_out_name
+        self.held_out_name, self.reference = held_out_name, reference
         self.x = torch.as_tensor(x).detach().cpu()
         self.status = _widgets.HTML("waiting for training to start")
         self.status.add_class("vae-train-status")
@@ -163,10 +194,13 @@ class TrainingMonitor(_widgets.VBox):
                                               continuous_update=True)
         self.epoch.add_class("vae-train-epoch")
         self.live_epochs, self.redraws, self.seconds = [], 0, None
-        self.curve_data = self.snapshots = self.strips = None
+        self.curve_data = self.snapshots = self.pngs = None
+        self.strips = {}
         self._ready = False
         self.epoch.observe(self._show, names="value")
-        super().__init__([self.status, self.image, self.curve, self.epoch, self.readout])
+        caption = _widgets.HTML("top: the test digits; bottom: reconstructions E[x | z = μ(x)]")
+        caption.add_class("vae-train-caption")
+        super().__init__([self.status, caption, self.image, self.curve, self.epoch, self.readout])
 
     def train(self, data, config, held_out):
         """Train a fresh model on `data` with `config`, redrawing after every epoch; returns the Run.
@@ -183,7 +217,7 @@ class TrainingMonitor(_widgets.VBox):
         model = build(self.model_config, config.seed, data.x.device)
         self._initial = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         self.before = lower_bound(model, held_out, seed=config.seed)  # the same eps as train's evaluations
-        self.live_epochs, t0 = [], time.perf_counter()
+        self.live_epochs, self.strips, t0 = [], {}, time.perf_counter()
         self._live(model, BoundCurve([0], [self.before], []), 0)
         run = train(model, data, config, held_out, progress=False,
                     callback=lambda r: self._live(r.model, bound_curve(r.history, self.before), r.epoch))
@@ -192,9 +226,10 @@ class TrainingMonitor(_widgets.VBox):
         return run
 
     def _live(self, model, curve: BoundCurve, epoch: int):
-        """One redraw while training: after `epoch` (0: before training)."""
-        self.image.value = to_png(reconstruction_strip(model, self.x, self.image_shape), self.scale)
-        self.curve.value = curve_png(curve, self.total, epoch, self.held_out_name)
+        """One redraw while training: after `epoch` (0: before training). Keeps the strip for the slider."""
+        self.strips[epoch] = reconstruction_strip(model, self.x, self.image_shape)
+        self.image.value = to_png(self.strips[epoch], self.scale)
+        self.curve.value = curve_png(curve, self.total, epoch, self.held_out_name, self.reference)
         self.readout.value = bound_readout(curve, epoch)
         if epoch:
             self.live_epochs.append(epoch)
@@ -203,13 +238,13 @@ class TrainingMonitor(_widgets.VBox):
         self.redraws += 1
 
     def _finish(self, run):
-        """Prerender every epoch's frame from the kept weights, then hand the slider to the reader."""
+        """Prerender every epoch's frame (the live redraws' strips, the whole curve marking that
+        epoch), then hand the slider to the reader."""
         self.curve_data = bound_curve(run.history, self.before)
         self.snapshots = {0: self._initial, **run.history.snapshots_by_epoch()}
-        self.strips = {e: snapshot_strip(self.model_config, sd, self.x, self.image_shape)
-                       for e, sd in self.snapshots.items()}
-        self.pngs = {e: (to_png(s, self.scale), curve_png(self.curve_data, self.total, e, self.held_out_name),
-                         bound_readout(self.curve_data, e)) for e, s in self.strips.items()}
+        self.pngs = {e: (to_png(s, self.scale),
+                         curve_png(self.curve_data, self.total, e, self.held_out_name, self.reference),
+                         bound_readout(self.curve_data, e)) for e, s in sorted(self.strips.items())}
         self.epoch.options = list(self.pngs)
         self.epoch.value = self.total
         self.epoch.disabled = False
@@ -244,6 +279,7 @@ class TrainingMonitor(_widgets.VBox):
             ax.set_ylabel("digits" if e is None else ("before" if e == 0 else f"epoch {e}"),
                           rotation=0, ha="right", va="center", fontsize=9)
         fig.axes[0].set_title("reconstructions E[x | z = μ(x)] after each epoch", fontsize=10)
-        draw_bound_curve(fig.add_subplot(gs[:, 1]), self.curve_data, self.total, None, self.held_out_name)
+        draw_bound_curve(fig.add_subplot(gs[:, 1]), self.curve_data, self.total, None, self.held_out_name,
+                         self.reference)
         fig.axes[-1].set_title("the bound while it trained")
         return fig

@@ -14,13 +14,13 @@ it, so it has no use for it. How much the picture moves is measured, not assumed
     image_change    how far a decoded image is from a reference (the reconstruction at mu):
                     the mean and the largest |change of a pixel's probability|
     change_text     that readout in words, with a verdict against two fixed scales: one grey
-                    level of the 8-bit image shown (1/255), and half a pixel's range (0.5: a
-                    stroke drawn or erased)
+                    level of the 8-bit image shown (1/255), and half a pixel's range (0.5)
     unit_walk       the decoded images as one unit walks through given values, and their changes
     end_changes     per digit, the change when one unit goes to either end of its slider
 
-`UnitExplorer` wires them to a Dropdown (the digit) and one FloatSlider per unit, each with its
-KL and its change readout beside it; `.figure()` draws the same walks as a static grid.
+`UnitExplorer` wires them to a Dropdown (the digit), one FloatSlider per unit, each with its
+KL and its change readout beside it, and a Button back to mu(x); `.figure()` draws the same
+walks as a static grid.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from .png import to_png
 from .widgets import _image_widget, decode
 
 GREY_LEVEL = 1 / 255  # one step of the 8-bit grey image the widget shows (png.to_png)
-STROKE = 0.5          # half a pixel's range of probability: a stroke drawn or erased
+STROKE = 0.5          # half a pixel's range of probability
 PRIOR_LIM = 3.0       # the prior N(0, 1) puts 99.7% of each coordinate within +-3
 
 # -- pure functions --------------------------------------------------------------------------
@@ -87,14 +87,13 @@ def image_change(image, reference) -> ImageChange:
 
 
 def change_verdict(change: ImageChange) -> str:
-    """What the change looks like: no pixel moves by a grey level of the 8-bit image shown
-    ("no visible change"), none by half its range ("faint: no stroke drawn or erased"), or
-    some pixel by half its range or more ("a stroke changes")."""
+    """What the largest pixel change measures: under a grey level of the 8-bit image shown
+    ("no visible change"), under half a pixel's range, or half its range or more."""
     if change.max < GREY_LEVEL:
         return "no visible change"
     if change.max < STROKE:
-        return "faint: no stroke drawn or erased"
-    return "a stroke changes"
+        return f"no pixel changes by {STROKE} or more"
+    return f"some pixel changes by {STROKE} or more"
 
 
 def change_text(change: ImageChange) -> str:
@@ -141,13 +140,14 @@ class UnitExplorer(_widgets.VBox):
     dropdown offers the first `n_choices`. kl: each unit's average KL (J,), in nats. The
     sliders are the `top` units with the most KL and, if `bottom` > 0, the `bottom` units with
     the least. Beside each: its KL and the change (`change_text`) that moving it alone from
-    mu(x) makes. The image shows [digit | reconstruction at mu | decoded at z | |change|];
-    under it, the change of all moves together.
+    mu(x) makes. The image decodes all the sliders' moves together: [digit | reconstruction at
+    mu | decoded at z | |change|]; under it, the change of all moves together. The button puts
+    every slider back at mu(x).
 
-    Parts: .digit (Dropdown), .units (the unit indices shown), .sliders, .unit_readouts
-    (HTML), .image (PNG), .readout (HTML). CSS classes: the box vae-units and vae-units-J<J>;
-    vae-units-digit, vae-unit-slider (each slider) plus vae-unit-top or vae-unit-bottom,
-    vae-unit-readout, vae-units-image, vae-units-readout.
+    Parts: .digit (Dropdown), .reset (Button), .units (the unit indices shown), .sliders,
+    .unit_readouts (HTML), .image (PNG), .readout (HTML). CSS classes: the box vae-units and
+    vae-units-J<J>; vae-units-digit, vae-units-reset, vae-unit-slider (each slider) plus
+    vae-unit-top or vae-unit-bottom, vae-unit-readout, vae-units-image, vae-units-readout.
     """
 
     def __init__(self, model, x, kl, labels=None, top: int = 6, bottom: int = 0, n_choices: int = 100,
@@ -185,11 +185,14 @@ class UnitExplorer(_widgets.VBox):
         self._resetting = False
         self._new_digit()
         self.digit.observe(self._new_digit, names="value")
+        self.reset = _widgets.Button(description="back to μ(x)")
+        self.reset.add_class("vae-units-reset")
+        self.reset.on_click(lambda button: self._new_digit())
         groups = [_widgets.HTML(f"<b>{len(self.top)} units with the most KL</b>"), *rows[:len(self.top)]]
         if self.bottom:
             groups += [_widgets.HTML(f"<b>{len(self.bottom)} units with the least KL</b>"), *rows[len(self.top):]]
-        caption = _widgets.HTML("digit · reconstruction at μ(x) · decoded at z · |change|")
-        super().__init__([self.digit, caption, self.image, self.readout, *groups])
+        caption = _widgets.HTML("digit · reconstruction at μ(x) · decoded at z (all the sliders' moves) · |change|")
+        super().__init__([_widgets.HBox([self.digit, self.reset]), caption, self.image, self.readout, *groups])
         self.add_class("vae-units")
         self.add_class(f"vae-units-J{self.codes.shape[1]}")
 
@@ -203,6 +206,7 @@ class UnitExplorer(_widgets.VBox):
         return moved_code(self.mu, self.units, [s.value for s in self.sliders])
 
     def _new_digit(self, change=None):
+        """Every slider to the chosen digit's mu_j(x), on a grid of its own; one redraw."""
         self._resetting = True
         try:
             for s, j in zip(self.sliders, self.units):
