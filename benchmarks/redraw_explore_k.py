@@ -5,10 +5,10 @@
 Builds `explore_k.KExplorer` over 5000 importance log-weights of 5 random 'digits' from an
 untrained VAE of notebook 05's section 3 (784-500-20 tanh, Bernoulli decoder; a redraw costs
 the same whatever the weights: every bin of the histogram is drawn, empty or not) and moves
-each control by setting its value, as a front end does when a person moves it. A move swaps
-a histogram PNG rendered when the widget was built, draws the K marker on the digit's
-prerendered path in numpy and encodes that PNG; the build (the weights drawn, every
-histogram and path rendered) is timed apart. `controls()` returns {control: (move, values)},
+each control by setting its value, as a front end does when a person moves it. A move only
+swaps PNG bytes made when the widget was built (the histogram and the path with its K marker,
+for every digit and K) and the readout's HTML; the build (the weights drawn, every histogram
+and path rendered and encoded) is timed apart. `controls()` returns {control: (move, values)},
 the shape of benchmarks/widget_redraw.py's `explorers()`.
 """
 from __future__ import annotations
@@ -67,7 +67,7 @@ def main(argv=None):
     t = time.perf_counter()
     ex = explorer()
     print(f"built in {time.perf_counter() - t:.1f} s ({K_MAX} weights for {N_DIGITS} digits drawn, every "
-          f"histogram and path rendered); {args.rounds} rounds of {args.moves} moves")
+          f"histogram and path rendered and encoded); {args.rounds} rounds of {args.moves} moves")
     worst = {}
     for control, (move, values) in controls(ex).items():
         ms = statistics.median(mean_ms(move, np.resize(values, args.moves)) for _ in range(args.rounds))

@@ -91,6 +91,26 @@ def test_float32_and_numpy_inputs_give_the_same_path():
     assert a["log_p_hat"].dtype == np.float64
 
 
+def test_largest_ess_fall_is_where_one_weight_outweighs_the_rest():
+    lw = np.r_[np.zeros(40), 10.0, np.zeros(59)]               # 40 equal weights, one e^10 times larger, 59 more
+    fall = X.largest_ess_fall(lw)
+    assert fall["K"] == 41                                     # the step where the large weight arrives
+    assert fall["ess_before"] == pytest.approx(40.0, rel=1e-12)           # 40 equal weights: ESS = K
+    big = math.exp(10.0)
+    assert fall["ess_after"] == pytest.approx((40 + big) ** 2 / (40 + big**2), rel=1e-12)   # about 1.0036
+    assert fall["share"] == pytest.approx(big / (40 + big), rel=1e-12)    # over 99.8% of the sum
+    assert fall["log_p_before"] == pytest.approx(0.0, abs=1e-12)
+    assert fall["log_p_after"] == pytest.approx(math.log((40 + big) / 41), rel=1e-12)
+    path = X.nested_path(lw)
+    assert X.largest_ess_fall(lw, path) == fall                # the path given, the same answer
+
+
+def test_largest_ess_fall_of_equal_weights_is_no_fall():
+    fall = X.largest_ess_fall(np.full(30, -7.0))               # ESS = K: it only grows
+    assert fall["ess_after"] > fall["ess_before"]
+    assert fall["share"] == pytest.approx(1 / fall["K"], rel=1e-12)
+
+
 # -- the weights' shares -------------------------------------------------------------------------
 
 
@@ -199,6 +219,34 @@ def test_histogram_image_draws_the_bar_where_the_weights_are():
         assert black(frame.rgb) < 0.05 * height < 0.5 * height < black(frame.pixels(np.zeros(100), k))
 
 
+def test_a_bin_of_one_weight_is_a_visible_bar():
+    """On the log count axis a count of 1 stands well above the empty bins' baseline _EMPTY."""
+    edges = np.linspace(-4, 0, 41)
+    frame = X.HistogramImage(edges, 5000)                      # the notebook's count axis: up to 2 x 5000
+    lw = np.r_[0.0, np.full(99, -2.0 * math.log(10))]          # one weight 100 times the 99 others
+    counts, _ = X.weight_histogram(lw, 100, edges)
+    i = int(np.nonzero(counts == 1)[0][0])                      # the bin of the one large weight
+    img = frame.pixels(lw, 100)
+    column = img[frame._top:frame._bottom, (frame._cols[i] + frame._cols[i + 1]) // 2]
+    height = (column == X._GREY_RGB).all(-1).sum()
+    assert height > 0.08 * (frame._bottom - frame._top), height   # 0.7 as the baseline gave under 4%
+
+
+def test_at_k_1_the_bar_and_the_dashed_line_stand_clear_of_the_right_spine():
+    edges = np.linspace(-4, 0, 41)
+    frame = X.HistogramImage(edges, 100)
+    x = frame._x(0.0)                                           # log10(1/1): the one weight is the whole sum
+    assert x <= frame._right - 4                                # the axis runs past 0
+    img = frame.pixels(np.zeros(100), 1)
+    height = frame._bottom - frame._top
+    black = (img[frame._top:frame._bottom, x - 1] == 0).all(-1).sum()
+    assert black > 0.5 * height                                 # the dashed line, drawn where it is seen
+    assert (frame.rgb[frame._top:frame._bottom, x - 1] == 0).all(-1).sum() < 0.05 * height
+    grey = (img[frame._top:frame._bottom, frame._left:frame._right + 1] == X._GREY_RGB).all(-1).any(0)
+    cols = frame._left + np.nonzero(grey)[0]
+    assert len(cols) and cols.max() < frame._right - 2          # the K = 1 bar, left of the spine
+
+
 def test_path_marker_moves_right_with_k():
     path = X.nested_path(np.random.default_rng(7).normal(-50, 2, size=500))
     image = X.PathImage(path)
@@ -251,7 +299,7 @@ def test_moving_k_shows_that_k(explorer):
         assert e.image.value == e.histograms[0][k]
         row = X.summary(lw[:, 0], [k])[k]                      # recomputed from the weights
         assert e.readout.value == X.readout_html(row)
-        assert e.path.value == X.to_png(e.path_images[0].with_marker(k), 1)
+        assert e.path.value == X.to_png(e.path_images[0].with_marker(k), 1)   # the prerendered PNG is this K's
     assert e.redraws == before + 3
     assert e.histograms[0][10] != e.histograms[0][200]
 
@@ -265,6 +313,7 @@ def test_picking_a_digit_shows_its_weights(explorer):
     assert e.readout.value == X.readout_html(X.summary(lw[:, 3], [50])[50])
     assert e.readout.value != html0 and e.image.value != img0
     assert e.digit_image.value == e.digit_pngs[3]
+    assert e.path.value == X.to_png(e.path_images[3].with_marker(50), 1)   # digit 3's path, marker at K = 50
     e.digit.value = 0
 
 

@@ -9,20 +9,22 @@ log-weights log w_k = log p(x, z_k) - log q(z_k|x), z_k ~ q(z|x) (from
     ESS_K    = (sum_{k<=K} w_k)^2 / sum_{k<=K} w_k^2  the effective sample size
 
 One set of weights read for growing K is ONE nested path: each K adds weights to the previous
-K's, so the values at different K are not independent estimates (notebook 05, section 1,
-draws afresh for each K when it wants to show that L_K rises). Always log p^_K >= mean_K
-(Jensen), whatever the weights.
+K's, so the values at different K share weights and are correlated, not independent estimates:
+one large weight moves log p^_K at every later K, and can make ESS_K fall (`largest_ess_fall`).
+Always log p^_K >= mean_K (Jensen), whatever the weights.
 
     k_values          the K of the slider: 1, 2, 5, 10, 20, 50, ... up to n
     nested_path       log p^_K, mean_K and ESS_K for every K = 1..n, from cumulative sums
     log10_shares      each of the first K weights as a share of their sum, log10
     weight_histogram  how many weights, and how much of the sum, fall in each bin of share
     weights_carrying  the fewest weights whose sum is half (or any share) of the sum
+    largest_ess_fall  where along the path one new weight cuts the ESS most
     summary           the numbers a K slider position shows, for one digit
     HistogramPanel, draw_path    the histogram and the path on matplotlib axes (the static figure)
     HistogramImage, PathImage    the same rendered once to pixels, the data or the K marker
                                  then drawn in numpy (the widget)
-    KExplorer         a digit dropdown and a K slider; every image is rendered when it is built
+    KExplorer         a digit dropdown and a K slider; every image (each histogram, each path with
+                      its K marker) is a PNG made when it is built: a move swaps bytes
 """
 from __future__ import annotations
 
@@ -97,6 +99,28 @@ def weights_carrying(log_w, k: int, share: float = 0.5) -> int:
     return min(n, k)
 
 
+def largest_ess_fall(log_w, path=None) -> dict:
+    """Where along one digit's nested path (log_w (n,), n >= 2; `path` its `nested_path` if
+    given) one added weight cuts the ESS most: the K with the smallest ESS_K / ESS_{K-1}, and
+
+        ess_before, ess_after        ESS_{K-1} and ESS_K
+        log_p_before, log_p_after    log p^_{K-1} and log p^_K (the jump that weight causes)
+        share                        w_K / sum_{k<=K} w_k, the new weight's share of the K
+                                     (above 1/2: it outweighs all the others together)
+
+    Without a weight far larger than those before it the ESS never falls much: adding w_K
+    changes (sum w)^2 / sum w^2 by little when w_K is small against the sum.
+    """
+    lw = _float64(log_w)
+    path = nested_path(lw) if path is None else path
+    ess, log_p = path["ess"], path["log_p_hat"]
+    i = int(np.argmin(ess[1:] / ess[:-1])) + 1                       # index of ESS_K, K = i + 1
+    log_sum = log_p[i] + math.log(i + 1)                             # log sum_{k<=K} w_k
+    return {"K": i + 1, "ess_before": float(ess[i - 1]), "ess_after": float(ess[i]),
+            "log_p_before": float(log_p[i - 1]), "log_p_after": float(log_p[i]),
+            "share": math.exp(float(lw[i]) - log_sum)}
+
+
 def histogram_edges(log_w, n_bins: int = 36) -> np.ndarray:
     """Bin edges of log10 share for every K and every digit (column) of log_w (n, B): from the
     smallest share any weight has (at K = n: the sum only grows with K), rounded down to a
@@ -164,7 +188,10 @@ def table(log_w, digits, ks, names=None) -> str:
 
 # -- drawing ---------------------------------------------------------------------------------
 
-_EMPTY = 0.7  # the bottom of the count axis (log scale): an empty bin is a bar of no height
+_EMPTY = 0.3  # the bottom of the count axis (log scale): an empty bin is a bar of no height, a bin
+              # of one weight a third as tall as a bin of ten (log(1/0.3) : log(10/0.3))
+_X_PAD = 0.04  # the share axis runs past 0 by this fraction of its range: the K = 1 bar (at 0) and
+               # the dashed 1/K line there stand clear of the right spine
 _GREY, _GREY_RGB = "#999999", (153, 153, 153)
 _RED, _RED_RGB = "#d62728", (214, 39, 40)  # matplotlib's C3
 
@@ -207,7 +234,7 @@ class HistogramPanel:
         self.bars = ax.stairs(np.full(len(edges) - 1, _EMPTY), edges, baseline=_EMPTY, fill=True, color=_GREY)
         ax.set_yscale("log")
         ax.set_ylim(_EMPTY, 2 * n)
-        ax.set_xlim(edges[0], edges[-1])
+        ax.set_xlim(edges[0], edges[-1] + _X_PAD * (edges[-1] - edges[0]))
         self.equal = ax.axvline(0.0, color="k", ls="--", lw=1, visible=False)
         self.twin = ax.twinx()
         self.mass = self.twin.stairs(np.zeros(len(edges) - 1), edges, color=_RED, lw=1.5)
@@ -251,8 +278,9 @@ class HistogramImage:
         self._count_row = lambda y: np.rint(h - ax.transData.transform(np.c_[np.ones_like(y), y])[:, 1]).astype(int)
         self._mass_row = lambda y: np.rint(h - twin.transData.transform(np.c_[np.ones_like(y), y])[:, 1]).astype(int)
         self._x = lambda v: int(round(ax.transData.transform((v, 1.0))[0]))
-        (_, y0), (_, y1) = ax.transAxes.transform([(0, 0), (1, 1)])
+        (x0, y0), (x1, y1) = ax.transAxes.transform([(0, 0), (1, 1)])
         self._top, self._bottom = int(round(h - y1)), int(round(h - y0))
+        self._left, self._right = int(round(x0)), int(round(x1))        # the spines' columns
 
     def pixels(self, log_w, k: int) -> np.ndarray:
         """The histogram of the first k of one digit's log-weights log_w (n,), as (H, W, 3) uint8."""
@@ -372,8 +400,8 @@ class KExplorer(_widgets.VBox):
     columns offered (default the first five); ks: the slider's K (default `k_values(n)`).
 
     Everything a move shows is computed and rendered here: per digit its `nested_path`, the
-    readout numbers (`summary`), a histogram PNG per K and the path's pixels; a K or digit move
-    swaps PNG bytes and draws one line in numpy. Parts: .digit (Dropdown, vae-k-digit), .k
+    readout numbers (`summary`), a histogram PNG per K and a path PNG per K (the path with
+    that K's marker); a K or digit move only swaps PNG bytes and readout HTML. Parts: .digit (Dropdown, vae-k-digit), .k
     (SelectionSlider, vae-k), .image (histogram PNG, vae-k-histogram), .path (PNG, vae-k-path),
     .readout (HTML, vae-k-readout), .digit_image (PNG, vae-k-digit-image); .redraws counts redraws.
     """
@@ -393,6 +421,7 @@ class KExplorer(_widgets.VBox):
         self.histograms = {d: {k: to_png(frame.pixels(self.log_w[d], k), 1) for k in self.ks} for d in self.digits}
         self.path_images = {d: PathImage(self.paths[d], title=f"digit {self.names[d]}: the estimates along the path")
                             for d in self.digits}
+        self.path_pngs = {d: {k: to_png(self.path_images[d].with_marker(k), 1) for k in self.ks} for d in self.digits}
         self.digit_pngs = {}
         if x is not None:
             x = np.asarray(x.cpu() if isinstance(x, torch.Tensor) else x)
@@ -419,7 +448,7 @@ class KExplorer(_widgets.VBox):
     def _redraw(self, change=None):
         d, k = self.digit.value, self.k.value
         self.image.value = self.histograms[d][k]
-        self.path.value = to_png(self.path_images[d].with_marker(k), 1)
+        self.path.value = self.path_pngs[d][k]
         self.readout.value = readout_html(self.rows[d][k])
         if self.digit_pngs:
             self.digit_image.value = self.digit_pngs[d]
