@@ -55,15 +55,50 @@ def test_off_plane_variance_is_what_the_map_does_not_show():
     assert 0.45 < p.explained.sum() < 0.6  # (9 + 1 + 2 * 0.5) / (9 + 1 + 10) = 0.55
 
 
-def test_the_prior_projects_to_a_standard_normal_whose_95_circle_is_drawn():
+def test_the_prior_circle_is_drawn_around_the_image_of_z0_and_holds_95_percent_of_the_prior():
+    from matplotlib.figure import Figure
+
     codes, *_ = _plane()
-    axes = X.project_codes(codes).axes
-    z = np.random.default_rng(2).standard_normal((200_000, codes.shape[1]))
-    on_plane = z @ axes.T  # any orthonormal projection of N(0, I_J)
-    np.testing.assert_allclose(np.cov(on_plane.T), np.eye(2), atol=0.01)
-    inside = (np.hypot(*on_plane.T) < X.PRIOR_95_RADIUS).mean()
-    assert abs(inside - 0.95) < 0.003  # binomial sd 0.0005
+    codes = codes + 5.0  # off-centre codes: their mean, the map's origin, is far from z = 0
+    p = X.project_codes(codes)
+    image_of_0 = (np.zeros(codes.shape[1]) - codes.mean(0)) @ p.axes.T  # z = 0 mapped as the codes are
+    assert np.linalg.norm(image_of_0) > 3  # so a circle at the map's origin would be far off
+    np.testing.assert_allclose(X.prior_origin(p), image_of_0, atol=1e-9)
+
+    ax = Figure().add_subplot()
+    X.draw_map(ax, p, None, lim=20.0, title="t")
+    dashed = [l for l in ax.lines if l.get_linestyle() == "--"]
+    assert len(dashed) == 1
+    x, y = dashed[0].get_xdata(), dashed[0].get_ydata()
+    np.testing.assert_allclose(np.hypot(x - image_of_0[0], y - image_of_0[1]), X.PRIOR_95_RADIUS, rtol=1e-9)
     np.testing.assert_allclose(X.PRIOR_95_RADIUS, 2.4477, atol=1e-4)
+    plus = [l for l in ax.lines if l.get_marker() == "+"]
+    assert len(plus) == 1
+    np.testing.assert_allclose([plus[0].get_xdata()[0], plus[0].get_ydata()[0]], image_of_0, atol=1e-9)
+
+    # z ~ N(0, I), projected as the codes are, falls inside the drawn circle 95% of the time
+    z = np.random.default_rng(2).standard_normal((200_000, codes.shape[1]))
+    on_map = (z - p.centre) @ p.axes.T
+    centre = np.array([x.min() + x.max(), y.min() + y.max()]) / 2  # the drawn circle's centre
+    inside = (np.hypot(*(on_map - centre).T) < X.PRIOR_95_RADIUS).mean()
+    assert abs(inside - 0.95) < 0.003  # binomial sd 0.0005
+
+
+def test_sampled_code_variance_is_the_law_of_total_variance():
+    g = np.random.default_rng(4)
+    n, J = 4000, 3
+    mu = g.normal(size=(n, J)) @ np.array([[1.0, 0.8, 0.0], [0.0, 0.5, 0.0], [0.0, 0.0, 0.3]])  # correlated means
+    sd = np.exp(g.normal(-0.5, 0.3, size=(n, J)))
+    u = np.array([[1.0, 0.0, 0.0], [0.6, -0.8, 0.0]])  # a unit and a diagonal with a negative component
+    # per unit: Var_x(mu_j) + E_x sd_j^2 (ddof=0)
+    np.testing.assert_allclose(X.sampled_code_variance(mu, sd, np.eye(J)), mu.var(0) + (sd**2).mean(0), rtol=1e-12)
+    # against the variance of sampled codes z = mu + sd * eps, 100 draws of eps per digit
+    z = mu[None] + sd[None] * g.standard_normal((100, n, J))
+    sampled = (z.reshape(-1, J) @ u.T).var(0)
+    np.testing.assert_allclose(X.sampled_code_variance(mu, sd, u), sampled, rtol=0.01)
+    # the noise term alone: sum_j u_j^2 sd_j^2, averaged (0.36 sd_1^2 + 0.64 sd_2^2 along the diagonal)
+    np.testing.assert_allclose(X.sampled_code_variance(np.zeros_like(mu), sd, u)[1],
+                               (0.36 * sd[:, 0]**2 + 0.64 * sd[:, 1]**2).mean(), rtol=1e-12)
 
 
 def test_map_radius_is_the_rms_radius_of_the_pca_map():
@@ -84,6 +119,9 @@ def test_map_limits_share_one_scale_but_give_an_outlier_its_own():
     assert X.map_limits({k: v for k, v in points.items() if k > 0}, quantile=1.0) == {
         0.1: 4.5, 0.5: 4.5, 1.0: 4.5, 2.0: 4.5, 4.0: 4.5}
     assert X.map_limits({1: np.array([[3.0, 0.0]])}, quantile=1.0) == {1: 3.0}  # a multiple stays
+    # an extent that must show (the prior's circle) widens a map whose points do not reach it
+    assert X.map_limits({1: np.array([[1.0, 0.0]]), 2: np.array([[1.2, 0.0]])}, quantile=1.0,
+                        must_show={1: 2.6, 2: 0.5}) == {1: 3.0, 2: 3.0}
 
 
 def test_prior_draws_are_seeded_standard_normal():
@@ -139,7 +177,8 @@ def test_readout_html_shows_each_value_in_its_span():
     shown = dict(re.findall(r'class="vae-beta-(\w+)">([^<]+)<', html))
     assert shown == {"beta": "4", "rate": "9.0", "distortion": "116.4", "bound": "-125.4", "units": "2",
                      "probe": "78.3"}
-    assert "of 3" in html and "linear probe, 100 labels" in html
+    assert "of 3" in html and "linear probe, 100 labels: " in html
+    assert "78.3</b> ± 0.6 % (sd over 3 labelled sets)" in html  # sd (ddof=1) of 0.78, 0.78, 0.79
 
 
 def test_draw_rd_rings_the_current_point_and_draws_its_equal_bound_line():
@@ -158,21 +197,43 @@ def test_draw_rd_rings_the_current_point_and_draws_its_equal_bound_line():
     np.testing.assert_allclose(curve.get_ydata(), [68.9, 82.1, 116.4])
 
 
+def test_draw_rd_labels_no_minor_ticks_on_a_narrow_span():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    ax = fig.add_subplot()
+    X.draw_rd(ax, {1.0: (20.0, 80.0), 2.0: (25.0, 85.0)}, 1.0)  # R from 13 to 38: no decade inside
+    FigureCanvasAgg(fig).draw()
+    assert len(ax.xaxis.get_minorticklabels()) > 0
+    assert [t.get_text() for t in ax.xaxis.get_minorticklabels()] == [""] * len(ax.xaxis.get_minorticklabels())
+
+
 @pytest.fixture(scope="module")
-def explorer(models):
+def digits():
     g = torch.Generator().manual_seed(0)
-    x = torch.rand(300, 784, generator=g)
-    labels = torch.randint(0, 10, (300,), generator=g).numpy()
-    return X.BetaExplorer(models, x, labels, RD, UNITS, PROBE, n_map=200, n_samples=9)
+    return torch.rand(300, 784, generator=g), torch.randint(0, 10, (300,), generator=g).numpy()
 
 
-def test_explorer_precomputes_what_each_beta_shows(explorer, models):
+@pytest.fixture(scope="module")
+def explorer(models, digits):
+    return X.BetaExplorer(models, *digits, RD, UNITS, PROBE, n_map=200, n_samples=9)
+
+
+def test_explorer_precomputes_what_each_beta_shows(explorer, models, digits):
+    from vae_utils.latent import encode_means
+
     assert explorer.beta.value == 1.0 and [v for _, v in explorer.beta.options] == [0.0, 1.0, 4.0]
     assert [label for label, _ in explorer.beta.options] == ["0", "1", "4"]
     for b, m in models.items():
+        np.testing.assert_array_equal(explorer.codes[b], encode_means(m, digits[0])[0])  # each beta's own encoder
         np.testing.assert_array_equal(explorer.images[b], decode(m, explorer.z))  # the same z at every beta
         np.testing.assert_allclose(explorer.projections[b].points,
                                    X.project_codes(explorer.codes[b]).points)
+        p = explorer.projections[b]  # the prior's circle fits on the map
+        assert np.abs(X.prior_origin(p)).max() + X.PRIOR_95_RADIUS <= explorer.limits[b]
+    assert not np.allclose(explorer.codes[0.0], explorer.codes[1.0])
+    assert not np.allclose(explorer.codes[1.0], explorer.codes[4.0])
     assert explorer.values[4.0] == X.readout_values(4.0, RD, UNITS, PROBE)
     assert len({explorer.pngs[b][0] for b in models}) == 3 and len({explorer.pngs[b][2] for b in models}) == 3
 
@@ -204,6 +265,9 @@ def test_static_figure_has_a_map_and_samples_per_beta_and_the_rd_plot(explorer):
         assert maps[0].get_xlabel() == f"PC 1 ({explained[0]:.0%})"
         assert maps[0].get_ylabel() == f"PC 2 ({explained[1]:.0%})"
         assert maps[0].get_xlim() == pytest.approx((-explorer.limits[0.0], explorer.limits[0.0]))
+        # each map's title: its beta, active units and probe mean (PROBE's 80.0, 75.0, 78.3 %)
+        assert [ax.get_title().split("\n")[1] for ax in maps] == [
+            "3 active units, probe 80.0%", "3 active units, probe 75.0%", "2 active units, probe 78.3%"]
         assert len(maps[0].collections[0].get_offsets()) == 100
     finally:
         plt.close(fig)
