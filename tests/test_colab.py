@@ -29,7 +29,9 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from browser_helpers import CHROMIUM, clean_copy, free_port, move_z1_and_capture, open_page, serving
+from browser_helpers import (CHROMIUM, clean_copy, free_port, move_z1_and_capture, open_page,
+                             press_on_slider, screenshot_on_failure, serving, src_of, text_of,
+                             wait_for_new_src)
 from vae_utils import colab
 
 REPO = Path(__file__).resolve().parents[1]
@@ -198,7 +200,7 @@ def classic_notebook(setup_cell_run, twin, tmp_path):
 
 @pytest.mark.colab
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH: install it with `apt-get install chromium`")
-def test_z1_slider_redraws_in_the_ipywidgets7_front_end(classic_notebook):
+def test_z1_slider_redraws_in_the_ipywidgets7_front_end(classic_notebook, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api", reason="Python playwright missing: `pip install playwright`")
     url, log, n_code_cells = classic_notebook
     with sync_api.sync_playwright() as p, open_page(p, url) as page:
@@ -221,5 +223,18 @@ def test_z1_slider_redraws_in_the_ipywidgets7_front_end(classic_notebook):
 
         before_value, after_value, before_pixels, after_pixels = move_z1_and_capture(
             page, ".ui-slider-handle", os.environ.get("VAE_UTILS_BROWSER_ARTIFACTS"), "classic_explorer")
+
+        # the drawing explorer under ipywidgets 7: its rows slider redraws the panel, and the
+        # anywidget pad (anywidget 0.9.21, Colab's) renders its canvas
+        with screenshot_on_failure(page, tmp_path, "classic_draw_a_digit"):
+            panel_before = src_of(page, "img.vae-draw-panel")
+            rows = press_on_slider(page, ".vae-draw-rows", "ArrowRight", 14, handle=".ui-slider-handle")
+            wait_for_new_src(page, "img.vae-draw-panel", panel_before)
+            page.wait_for_function("(el) => el.innerText.includes('14 of 28 rows hidden')",
+                                   arg=page.locator(".vae-draw-readout").first.element_handle())
+            readout = text_of(page, ".vae-draw-readout")
+            pad_canvases = page.locator("canvas.vae-pad").count()
     assert float(after_value) > float(before_value), (before_value, after_value)
     assert after_pixels != before_pixels, "the decoded digit looks the same after moving z1"
+    assert rows.strip() == "14" and "14 of 28 rows hidden" in readout, (rows, readout)
+    assert pad_canvases == 1, "the anywidget drawing pad did not render in the ipywidgets 7 front end"
