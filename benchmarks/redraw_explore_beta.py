@@ -1,6 +1,6 @@
 """How long does notebook 07's beta explorer take to redraw when the beta slider moves?
 
-    python benchmarks/redraw_explore_beta.py              # 20 moves, 5 rounds
+    python benchmarks/widget_redraw.py   # times these controls with every other explorer's
 
 Builds `explore_beta.BetaExplorer` over six untrained VAEs of notebook 07's size (784-500-20
 ReLU, Bernoulli decoder; a redraw costs the same whatever the weights) and moves its slider
@@ -11,9 +11,6 @@ encodings, projections and pictures) is printed apart. `controls()` returns
 """
 from __future__ import annotations
 
-import argparse
-import statistics
-import time
 
 import numpy as np
 import torch
@@ -22,7 +19,6 @@ from vae_utils.explore_beta import BetaExplorer
 from vae_utils.models import VAEConfig, build
 
 BETAS = (0.0, 0.1, 0.5, 1.0, 2.0, 4.0)
-TARGET_MS = 100.0
 
 
 def explorer(n_digits: int = 10_000, seed: int = 0) -> BetaExplorer:
@@ -47,30 +43,3 @@ def controls(ex: BetaExplorer | None = None) -> dict:
         ex.beta.value = float(v)
 
     return {"beta": (set_beta, np.array([*BETAS, *BETAS[-2:0:-1]]))}
-
-
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--moves", type=int, default=20, help="moves of each control per round")
-    p.add_argument("--rounds", type=int, default=5)
-    args = p.parse_args(argv)
-    if args.moves < 1 or args.rounds < 1:
-        p.error("--moves and --rounds must be at least 1")
-    from widget_redraw import mean_ms  # the same timer; imported here, so widget_redraw may import this file
-
-    torch.set_num_threads(1)  # as notebook 07
-    t = time.perf_counter()
-    ex = explorer()
-    print(f"built in {time.perf_counter() - t:.1f} s (encodings, projections, every PNG); "
-          f"{args.rounds} rounds of {args.moves} moves")
-    worst = {}
-    for control, (move, values) in controls(ex).items():
-        ms = statistics.median(mean_ms(move, np.resize(values, args.moves)) for _ in range(args.rounds))
-        print(f"{control:5s}  {ms:7.3f} ms per redraw")
-        worst[control] = ms
-    print(" ".join(f"redraw_over_target_{c}={ms / TARGET_MS:.3f}" for c, ms in worst.items()))
-    return worst
-
-
-if __name__ == "__main__":
-    main()

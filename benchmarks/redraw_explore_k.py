@@ -1,6 +1,6 @@
 """How long does notebook 05's K explorer take to redraw when its K slider or digit dropdown moves?
 
-    python benchmarks/redraw_explore_k.py              # 20 moves per control, 5 rounds
+    python benchmarks/widget_redraw.py   # times these controls with every other explorer's
 
 Builds `explore_k.KExplorer` over 5000 importance log-weights of 5 random 'digits' from an
 untrained VAE of notebook 05's section 3 (784-500-20 tanh, Bernoulli decoder; a redraw costs
@@ -13,9 +13,6 @@ the shape of benchmarks/widget_redraw.py's `explorers()`.
 """
 from __future__ import annotations
 
-import argparse
-import statistics
-import time
 
 import numpy as np
 import torch
@@ -24,7 +21,6 @@ from vae_utils import importance
 from vae_utils.explore_k import K_MAX, KExplorer, k_values
 from vae_utils.models import VAEConfig, build
 
-TARGET_MS = 100.0
 N_DIGITS = 5
 
 
@@ -52,30 +48,3 @@ def controls(ex: KExplorer | None = None) -> dict:
 
     ks, digits = k_values(K_MAX), list(range(N_DIGITS))
     return {"K": (set_k, np.array([*ks, *ks[-2:0:-1]])), "digit": (set_digit, np.array([*digits, *digits[-2:0:-1]]))}
-
-
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--moves", type=int, default=20, help="moves of each control per round")
-    p.add_argument("--rounds", type=int, default=5)
-    args = p.parse_args(argv)
-    if args.moves < 1 or args.rounds < 1:
-        p.error("--moves and --rounds must be at least 1")
-    from widget_redraw import mean_ms  # the same timer; imported here, so widget_redraw may import this file
-
-    torch.set_num_threads(1)  # as notebook 05
-    t = time.perf_counter()
-    ex = explorer()
-    print(f"built in {time.perf_counter() - t:.1f} s ({K_MAX} weights for {N_DIGITS} digits drawn, every "
-          f"histogram and path rendered and encoded); {args.rounds} rounds of {args.moves} moves")
-    worst = {}
-    for control, (move, values) in controls(ex).items():
-        ms = statistics.median(mean_ms(move, np.resize(values, args.moves)) for _ in range(args.rounds))
-        print(f"{control:5s}  {ms:7.3f} ms per redraw")
-        worst[control] = ms
-    print(" ".join(f"redraw_over_target_{c}={ms / TARGET_MS:.3f}" for c, ms in worst.items()))
-    return worst
-
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,6 @@
 """How long does the training monitor (vae_utils.explore_training, notebook 03) take to redraw?
 
-    python benchmarks/redraw_explore_training.py         # a few seconds
+    python benchmarks/widget_redraw.py   # times these controls with every other explorer's
 
 Trains notebook 03's watched model size (784-500-20 ReLU, Bernoulli decoder) for 5 short
 epochs on 300 random "digits" (what it learns does not matter: a redraw costs the same
@@ -58,21 +58,3 @@ def live_redraw(seed: int = 0) -> tuple:
         monitor._live(run.model, monitor.curve_data, int(v))
 
     return redraw, np.arange(1, EPOCHS + 1)
-
-
-def main(argv=None):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from redraw_explore_units import time_controls
-    from widget_redraw import mean_ms
-
-    times = time_controls(controls(), argv, __doc__.split("\n")[0])
-    move, values = live_redraw()
-    print(f"live redraw after each epoch of training (not a control): {mean_ms(move, values):.1f} ms")
-    return times
-
-
-if __name__ == "__main__":
-    main()

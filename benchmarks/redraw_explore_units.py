@@ -1,6 +1,6 @@
 """How long does the unit walker (vae_utils.explore_units, notebook 03) take to redraw?
 
-    python benchmarks/redraw_explore_units.py            # 20 moves per control, a few seconds
+    python benchmarks/widget_redraw.py   # times these controls with every other explorer's
 
 Builds UnitExplorer on untrained VAEs of notebook 03's sizes (784-500-20 and 784-500-200 ReLU,
 Bernoulli decoder; a redraw costs the same whatever the weights), on 2,000 random "digits"
@@ -15,8 +15,6 @@ every slider and redraws once.
 """
 from __future__ import annotations
 
-import argparse
-import statistics
 
 import numpy as np
 import torch
@@ -52,34 +50,3 @@ def controls(seed: int = 0, n_data: int = 2000) -> dict:
         out[f"digit_z{J}"] = (set_digit, np.arange(1, 21))
         out[f"back_to_mu_z{J}"] = (back_to_mu, np.linspace(-3, 3, 20))
     return out
-
-
-def time_controls(controls: dict, argv=None, description: str = "") -> dict:
-    """Parse --moves and --rounds, time each control with widget_redraw.mean_ms (the median of
-    the rounds), print the times and redraw_over_target_<control>; return {control: ms}."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from widget_redraw import TARGET_MS, mean_ms
-
-    p = argparse.ArgumentParser(description=description)
-    p.add_argument("--moves", type=int, default=20, help="moves of each control per round")
-    p.add_argument("--rounds", type=int, default=5)
-    args = p.parse_args(argv)
-    print(f"torch threads {torch.get_num_threads()}; {args.rounds} rounds of {args.moves} moves")
-    times = {}
-    for control, (move, values) in controls.items():
-        values = np.resize(values, args.moves)
-        times[control] = statistics.median(mean_ms(move, values) for _ in range(args.rounds))
-        print(f"{control:18s} {times[control]:7.2f} ms per redraw")
-    print(" ".join(f"redraw_over_target_{c}={ms / TARGET_MS:.2f}" for c, ms in times.items()))
-    return times
-
-
-def main(argv=None):
-    return time_controls(controls(), argv, __doc__.split("\n")[0])
-
-
-if __name__ == "__main__":
-    main()
