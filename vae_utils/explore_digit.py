@@ -43,6 +43,7 @@ from .manifold import box_grid
 from .maps import LatentMap, draw_codes, mark_points
 from .models import BernoulliParams
 from .plots import image_grid
+from .png import figure_rgb
 from .widgets import _image_widget, decode
 
 SIDE = 28               # the pad and MNIST: 28 x 28 pixels
@@ -378,15 +379,12 @@ def palette_png(rgb: np.ndarray) -> bytes:
 
 def text_strip(text: str, width: int, height: int = 18, fontsize: float = 9.0) -> np.ndarray:
     """A white RGB strip (height x width) with `text` on its left, rendered once by matplotlib."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     dpi = 100
     fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
-    canvas = FigureCanvasAgg(fig)
     fig.text(0.005, 0.45, text, fontsize=fontsize, va="center", ha="left")
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+    return figure_rgb(fig)
 
 
 # -- Colab -----------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ import ipywidgets as _widgets
 import numpy as np
 import torch
 
-from .png import png_width, to_png
+from .png import figure_rgb, png_width, to_png
 from .widgets import _image_widget
 
 K_MAX = 5000  # Burda et al. (2016) evaluate with K = 5000
@@ -196,15 +196,6 @@ _GREY, _GREY_RGB = "#999999", (153, 153, 153)
 _RED, _RED_RGB = "#d62728", (214, 39, 40)  # matplotlib's C3
 
 
-def _rgb(fig) -> np.ndarray:
-    """A matplotlib Figure rendered to an (H, W, 3) uint8 array."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
-
-
 def _no_minor_ticks(*axes) -> None:
     """No minor ticks on log axes: most of a render's time, and little use in a small image."""
     from matplotlib.ticker import NullLocator
@@ -270,7 +261,7 @@ class HistogramImage:
         self.panel = HistogramPanel(fig.add_subplot(), edges, n)
         self.panel.ax.set_title(title, fontsize=9)
         _no_minor_ticks(self.panel.ax)
-        self.rgb = _rgb(fig)
+        self.rgb = figure_rgb(fig)
         h = self.rgb.shape[0]
         ax, twin = self.panel.ax, self.panel.twin
         self.edges = self.panel.edges
@@ -362,7 +353,7 @@ class PathImage:
         ax_est.set_title(title or "the estimates along the path", fontsize=9)
         ax_ess.set_title("the effective sample size, as a fraction of K", fontsize=9)
         _no_minor_ticks(ax_est, ax_ess)
-        self.rgb = _rgb(fig)
+        self.rgb = figure_rgb(fig)
         self._axes = (ax_est, ax_ess)
 
     def columns_rows(self, k: int) -> list[tuple[int, int, int]]:

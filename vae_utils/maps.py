@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .latent import log_density_ratio
+from .png import figure_rgb
 
 
 def draw_density_ratio(ax, mu, std, lim: float = 3.5, n: int = 81, vmax: float = 2.0):
@@ -89,19 +90,16 @@ class LatentMap:
 
     def __init__(self, mu, labels=None, lim: float = 3.0, size_px: int = 336, dpi: int = 96,
                  label_name: str | None = None, cmap: str = "tab10"):
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
         side = size_px / dpi
         extra = 0.0 if label_name is None else 0.75  # inches on the right for a legend or colour bar
         fig = Figure(figsize=(side + extra, side), dpi=dpi)
-        canvas = FigureCanvasAgg(fig)
         ax = fig.add_axes([0.1 * side / (side + extra), 0.1, 0.88 * side / (side + extra), 0.88])
         draw_codes(ax, mu, labels, lim, label_name, cmap, legend_size=7)
         ax.xaxis.labelpad = ax.yaxis.labelpad = 0
         ax.tick_params(labelsize=7)
-        canvas.draw()
-        self.rgb = np.asarray(canvas.buffer_rgba())[..., :3].copy()
+        self.rgb = figure_rgb(fig)
         self._transform = ax.transData
         self.lim = lim
 

@@ -63,3 +63,13 @@ def png_width(png: bytes) -> int:
     from PIL import Image
 
     return Image.open(io.BytesIO(png)).size[0]
+
+
+def figure_rgb(fig) -> np.ndarray:
+    """A matplotlib Figure rendered to an (H, W, 3) uint8 array (by its Agg canvas; one is
+    attached if the figure has another), e.g. axes drawn once for a widget to mark in numpy."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
