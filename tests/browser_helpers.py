@@ -5,11 +5,8 @@ move a slider with the keyboard, wait for an image to change, keep a screenshot 
 
 A test file of one notebook's explorers runs that notebook once, in a module-scoped fixture:
 
-    @pytest.fixture(scope="module")
-    def page(tmp_path_factory):
-        with sync_api.sync_playwright() as p, notebook_in_lab(
-                p, NOTEBOOK, tmp_path_factory.mktemp("lab"), RUN_TIMEOUT_MS) as page:
-            yield page
+    pytestmark = NEEDS_CHROMIUM
+    page = notebook_page(NOTEBOOK, RUN_TIMEOUT_MS)
 
     def test_the_k_slider_redraws(page, tmp_path):
         with screenshot_on_failure(page, tmp_path, "k-slider"):
@@ -230,6 +227,24 @@ def notebook_in_lab(playwright, notebook: Path, tmp_path: Path, run_timeout_ms: 
                         + f"\nserver log:\n{log.read_text()[-2000:]}")
         dismiss_news_prompt(page)
         yield page
+
+
+NEEDS_CHROMIUM = pytest.mark.skipif(
+    CHROMIUM is None, reason="no chromium on PATH: install it with `apt-get install chromium`")
+
+
+def notebook_page(notebook: Path, run_timeout_ms: int):
+    """A module-scoped `page` fixture: `notebook` run to its end in JupyterLab (`notebook_in_lab`)
+    once for every test of the file that binds it (`page = notebook_page(...)`). Skips those
+    tests when Python playwright is missing."""
+    @pytest.fixture(scope="module")
+    def page(tmp_path_factory):
+        sync_api = pytest.importorskip("playwright.sync_api",
+                                       reason="Python playwright missing: `pip install playwright`")
+        with sync_api.sync_playwright() as p, notebook_in_lab(
+                p, notebook, tmp_path_factory.mktemp("lab"), run_timeout_ms) as pg:
+            yield pg
+    return page
 
 
 # -- what a test does to a widget ----------------------------------------------------------------

@@ -29,7 +29,7 @@ import pytest
 
 from vae_utils.explore_digit import bound_split, fixed_eps
 
-from browser_helpers import (CHROMIUM, move_z1_and_capture, notebook_in_lab, press_on_slider,
+from browser_helpers import (NEEDS_CHROMIUM, move_z1_and_capture, notebook_page, press_on_slider,
                              screenshot_on_failure, src_of, text_of, wait_for_new_src)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,18 +37,8 @@ NOTEBOOK = REPO / "notebooks" / "04_latent_manifold.ipynb"
 RUN_TIMEOUT_MS = 8 * 60 * 1000  # Run All may train the 2-D model if it is not cached yet
 ARTIFACTS = os.environ.get("VAE_UTILS_BROWSER_ARTIFACTS")  # a folder for screenshots, if set
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="no chromium on PATH: install it with `apt-get install chromium`")
-sync_api = pytest.importorskip("playwright.sync_api",
-                               reason="Python playwright missing: `pip install playwright`")
-
-
-@pytest.fixture(scope="module")
-def page(tmp_path_factory):
-    """Notebook 04 run to its end in JupyterLab, once for every test of this file."""
-    with sync_api.sync_playwright() as p, notebook_in_lab(
-            p, NOTEBOOK, tmp_path_factory.mktemp("lab"), RUN_TIMEOUT_MS) as page:
-        yield page
+pytestmark = NEEDS_CHROMIUM
+page = notebook_page(NOTEBOOK, RUN_TIMEOUT_MS)  # the notebook, run once in JupyterLab for every test here
 
 
 def test_z1_slider_redraws_the_decoded_digit(page, tmp_path):

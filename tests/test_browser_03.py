@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_helpers import (CHROMIUM, notebook_in_lab, press_on_slider, screenshot_on_failure, src_of,
+from browser_helpers import (NEEDS_CHROMIUM, notebook_page, press_on_slider, screenshot_on_failure, src_of,
                              text_of, wait_for_new_src)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,18 +32,8 @@ NOTEBOOK = REPO / "notebooks" / "03_aevb_mnist.ipynb"
 RUN_TIMEOUT_MS = 40 * 60 * 1000  # Run All trains notebook 03's 12 models if they are not cached yet
 GREY_LEVEL, STROKE = 1 / 255, 0.5  # vae_utils.explore_units' scales (not imported: no torch needed here)
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="no chromium on PATH: install it with `apt-get install chromium`")
-sync_api = pytest.importorskip("playwright.sync_api",
-                               reason="Python playwright missing: `pip install playwright`")
-
-
-@pytest.fixture(scope="module")
-def page(tmp_path_factory):
-    """Notebook 03 run to its end in JupyterLab, once for every test of this file."""
-    with sync_api.sync_playwright() as p, notebook_in_lab(
-            p, NOTEBOOK, tmp_path_factory.mktemp("lab"), RUN_TIMEOUT_MS) as page:
-        yield page
+pytestmark = NEEDS_CHROMIUM
+page = notebook_page(NOTEBOOK, RUN_TIMEOUT_MS)  # the notebook, run once in JupyterLab for every test here
 
 
 def _change(readout: str) -> tuple[float, float, str]:

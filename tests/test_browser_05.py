@@ -1,7 +1,7 @@
 """Notebook 05's K explorer as a person uses it: in JupyterLab, in a real browser.
 
 The module's `page` runs a clean copy of notebooks/05_marginal_likelihood.ipynb once, with Run >
-Run All Cells (browser_helpers.notebook_in_lab; with 05's models in the cache, as after nbval
+Run All Cells (browser_helpers.notebook_page; with 05's models in the cache, as after nbval
 of 05, about 4 minutes on 2 cores; without, it trains them first). The test then moves the K
 slider with the keyboard and picks another digit in the dropdown, and checks that the
 histogram and the path images changed and that the readout shows, for that digit and K, the
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_helpers import (CHROMIUM, WIDGET_TIMEOUT_MS, notebook_in_lab, press_on_slider, screenshot_on_failure,
+from browser_helpers import (NEEDS_CHROMIUM, WIDGET_TIMEOUT_MS, notebook_page, press_on_slider, screenshot_on_failure,
                              src_of, text_of, wait_for_new_src)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,18 +25,8 @@ NOTEBOOK = REPO / "notebooks" / "05_marginal_likelihood.ipynb"
 RUN_TIMEOUT_MS = 30 * 60 * 1000  # Run All may train 05's models first (about 6 min on 2 idle cores)
 READOUT = ("K", "ess", "ess-fraction", "half", "log-p", "mean")  # the readout's numbers, by CSS class
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="no chromium on PATH: install it with `apt-get install chromium`")
-sync_api = pytest.importorskip("playwright.sync_api",
-                               reason="Python playwright missing: `pip install playwright`")
-
-
-@pytest.fixture(scope="module")
-def page(tmp_path_factory):
-    """Notebook 05 run to its end in JupyterLab, once for every test of this file."""
-    with sync_api.sync_playwright() as p, notebook_in_lab(
-            p, NOTEBOOK, tmp_path_factory.mktemp("lab"), RUN_TIMEOUT_MS) as page:
-        yield page
+pytestmark = NEEDS_CHROMIUM
+page = notebook_page(NOTEBOOK, RUN_TIMEOUT_MS)  # the notebook, run once in JupyterLab for every test here
 
 
 def printed_table(page) -> dict:

@@ -1,7 +1,7 @@
 """Notebook 07's beta explorer as a person uses it: in JupyterLab, in a real browser.
 
 A clean copy of notebooks/07_autoencoders.ipynb runs once in JupyterLab (Run > Run All Cells,
-in Debian's chromium driven by playwright; browser_helpers.notebook_in_lab). Then the beta
+in Debian's chromium driven by playwright; browser_helpers.notebook_page). Then the beta
 slider moves one step right with the arrow key, and the test checks that the map, the
 samples and the (R, D) plot changed, and that the readout now shows the next beta with the
 rate, distortion, bound and active units the notebook printed for it in its table.
@@ -16,24 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from browser_helpers import CHROMIUM, notebook_in_lab, press_on_slider, screenshot_on_failure, src_of, wait_for_new_src
+from browser_helpers import NEEDS_CHROMIUM, notebook_page, press_on_slider, screenshot_on_failure, src_of, wait_for_new_src
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "07_autoencoders.ipynb"
 RUN_TIMEOUT_MS = 20 * 60 * 1000  # about 3 min with every model cached; 7 min more if it trains them
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="no chromium on PATH: install it with `apt-get install chromium`")
-sync_api = pytest.importorskip("playwright.sync_api",
-                               reason="Python playwright missing: `pip install playwright`")
-
-
-@pytest.fixture(scope="module")
-def page(tmp_path_factory):
-    """Notebook 07 run to its end in JupyterLab, once for every test of this file."""
-    with sync_api.sync_playwright() as p, notebook_in_lab(
-            p, NOTEBOOK, tmp_path_factory.mktemp("lab"), RUN_TIMEOUT_MS) as page:
-        yield page
+pytestmark = NEEDS_CHROMIUM
+page = notebook_page(NOTEBOOK, RUN_TIMEOUT_MS)  # the notebook, run once in JupyterLab for every test here
 
 
 def printed_rd_table(page) -> dict:
