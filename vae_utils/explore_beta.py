@@ -32,7 +32,7 @@ from .maps import draw_codes
 from .plots import image_grid
 from .png import png_width, to_png
 from .probes import pca
-from .widgets import _image_widget, decode
+from .widgets import image_widget, decode
 
 # Any orthonormal projection of z ~ N(0, I_J) onto a plane is N(0, I_2), and P(|z| < r) =
 # 1 - exp(-r^2 / 2) in 2-D: the circle of radius sqrt(-2 log 0.05) around the image of z = 0
@@ -290,7 +290,7 @@ class BetaExplorer(_widgets.VBox):
                                              layout=_widgets.Layout(width="420px"))
         self.beta.add_class("vae-beta")
         self.map, self.samples, self.rd_plot = (
-            _image_widget(b"", css, png_width(png))
+            image_widget(b"", css, png_width(png))
             for css, png in zip(("vae-beta-map", "vae-beta-samples", "vae-beta-rd"), self.pngs[start]))
         self.readout = _widgets.HTML("")
         self.readout.add_class("vae-beta-readout")

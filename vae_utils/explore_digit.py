@@ -44,7 +44,7 @@ from .maps import LatentMap, draw_codes, mark_points
 from .models import BernoulliParams
 from .plots import image_grid
 from .png import figure_rgb
-from .widgets import _image_widget, decode
+from .widgets import image_widget, decode
 
 SIDE = 28               # the pad and MNIST: 28 x 28 pixels
 N_PIXELS = SIDE * SIDE
@@ -587,7 +587,7 @@ class DigitExplorer(_widgets.VBox):
         self.rows = _widgets.IntSlider(value=0, min=0, max=SIDE, step=1, description="rows hidden",
                                        continuous_update=True)
         self.rows.add_class("vae-draw-rows")
-        self.panel = _image_widget(b"", "vae-draw-panel", 1)
+        self.panel = image_widget(b"", "vae-draw-panel", 1)
         self.readout = _widgets.HTML()
         self.readout.add_class("vae-draw-readout")
         self.pad, self.source, self.redraws = pad, "digit", 0

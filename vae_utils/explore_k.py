@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from .png import figure_rgb, png_width, to_png
-from .widgets import _image_widget
+from .widgets import image_widget
 
 K_MAX = 5000  # Burda et al. (2016) evaluate with K = 5000
 
@@ -423,10 +423,10 @@ class KExplorer(_widgets.VBox):
         self.k = _css(_widgets.SelectionSlider(options=[(str(k), k) for k in self.ks], value=self.ks[0],
                                                description="K", continuous_update=True), "vae-k")
         d0 = self.digits[0]  # images at their own width in pixels, not stretched by their box
-        self.image = _image_widget(b"", "vae-k-histogram", png_width(self.histograms[d0][self.ks[0]]))
-        self.path = _image_widget(b"", "vae-k-path", self.path_images[d0].rgb.shape[1])
+        self.image = image_widget(b"", "vae-k-histogram", png_width(self.histograms[d0][self.ks[0]]))
+        self.path = image_widget(b"", "vae-k-path", self.path_images[d0].rgb.shape[1])
         self.readout = _css(_widgets.HTML(layout=_widgets.Layout(max_width="330px")), "vae-k-readout")
-        self.digit_image = _image_widget(b"", "vae-k-digit-image", 4 * image_shape[1])
+        self.digit_image = image_widget(b"", "vae-k-digit-image", 4 * image_shape[1])
         self.redraws = 0
         self._redraw()
         self.digit.observe(self._redraw, names="value")

@@ -34,7 +34,7 @@ from .evaluate import lower_bound
 from .models import build, reconstruct
 from .plots import image_grid
 from .png import to_png
-from .widgets import _image_widget
+from .widgets import image_widget
 
 # -- pure functions --------------------------------------------------------------------------
 
@@ -185,9 +185,9 @@ class TrainingMonitor(_widgets.VBox):
         self.status = _widgets.HTML("waiting for training to start")
         self.status.add_class("vae-train-status")
         width = len(self.x) * (image_shape[1] + 1) * scale
-        self.image = _image_widget(to_png(image_grid(np.ones((2 * len(self.x), *image_shape)), len(self.x)), scale),
+        self.image = image_widget(to_png(image_grid(np.ones((2 * len(self.x), *image_shape)), len(self.x)), scale),
                                    "vae-train-recons", width)
-        self.curve = _image_widget(b"", "vae-train-curve", 460)
+        self.curve = image_widget(b"", "vae-train-curve", 460)
         self.readout = _widgets.HTML()
         self.readout.add_class("vae-train-readout")
         self.epoch = _widgets.SelectionSlider(options=[0], value=0, description="epoch", disabled=True,

@@ -33,7 +33,7 @@ import torch
 from .latent import encode_means
 from .plots import image_grid
 from .png import to_png
-from .widgets import _image_widget, decode
+from .widgets import image_widget, decode
 
 GREY_LEVEL = 1 / 255  # one step of the 8-bit grey image the widget shows (png.to_png)
 STROKE = 0.5          # half a pixel's range of probability
@@ -178,7 +178,7 @@ class UnitExplorer(_widgets.VBox):
             self.sliders.append(s)
             self.unit_readouts.append(r)
             rows.append(_widgets.HBox([s, r]))
-        self.image = _image_widget(b"", "vae-units-image", (4 * image_shape[1] + 6) * scale)
+        self.image = image_widget(b"", "vae-units-image", (4 * image_shape[1] + 6) * scale)
         self.readout = _widgets.HTML()
         self.readout.add_class("vae-units-readout")
         self.redraws = 0

@@ -82,7 +82,7 @@ def manifold_frames(config: VAEConfig, snapshots: dict, n: int = 15, image_shape
 # -- widgets ---------------------------------------------------------------------------------
 
 
-def _image_widget(png: bytes, css_class: str, width: int):
+def image_widget(png: bytes, css_class: str, width: int):
     w = _widgets.Image(value=png, format="png", layout=_widgets.Layout(width=f"{width}px", height="auto"))
     w.add_class(css_class)
     return w
@@ -115,8 +115,8 @@ class LatentExplorer(_widgets.HBox):
         self.latent_map = LatentMap(mu, labels, lim, label_name=label_name, cmap=cmap)
         self.z1 = _slider("z1", z[0], lim, step, "vae-z1")
         self.z2 = _slider("z2", z[1], lim, step, "vae-z2")
-        self.image = _image_widget(b"", "vae-decoded", image_shape[1] * scale)
-        self.map = _image_widget(b"", "vae-map", self.latent_map.rgb.shape[1])
+        self.image = image_widget(b"", "vae-decoded", image_shape[1] * scale)
+        self.map = image_widget(b"", "vae-map", self.latent_map.rgb.shape[1])
         self.redraws = 0
         self._redraw()
         self.z1.observe(self._redraw, names="value")
@@ -187,8 +187,8 @@ class InterpolationExplorer(_widgets.VBox):
         self.t = _widgets.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description="t",
                                       continuous_update=True)
         self.t.add_class("vae-t")
-        self.image = _image_widget(b"", "vae-interpolated", 3 * image_shape[1] * scale + 2 * scale)
-        self.strip = _image_widget(b"", "vae-strip", steps * (image_shape[1] + 1) * 3)
+        self.image = image_widget(b"", "vae-interpolated", 3 * image_shape[1] * scale + 2 * scale)
+        self.strip = image_widget(b"", "vae-strip", steps * (image_shape[1] + 1) * 3)
         self._new_pair()
         self.a.observe(self._new_pair, names="value")
         self.b.observe(self._new_pair, names="value")
@@ -269,7 +269,7 @@ class EpochExplorer(_widgets.VBox):
         self.epoch = _widgets.SelectionSlider(options=epochs, value=epochs[-1], description="epoch",
                                               continuous_update=True)
         self.epoch.add_class("vae-epoch")
-        self.image = _image_widget(self.pngs[epochs[-1]], "vae-manifold", width)
+        self.image = image_widget(self.pngs[epochs[-1]], "vae-manifold", width)
         self.epoch.observe(self._redraw, names="value")
         super().__init__([self.epoch, self.image])
 
